@@ -1,0 +1,204 @@
+"""The Gaussian KL family: the divergence term of the VAE objective.
+
+The KL divergence from q to p is the expected log-ratio under p,
+
+    KL(p || q) = E_{x ~ p}[log p(x) - log q(x)].
+
+For Gaussians the log-ratio is a quadratic in x, so its expectation needs only the
+first two moments of p, and the closed forms follow (Kingma & Welling 2014,
+"Auto-Encoding Variational Bayes", Appendix B, for the VAE's KL to N(0, I); the
+multivariate form is in Petersen & Pedersen, "The Matrix Cookbook" (2012), Eq. 380).
+
+Theory notebook, sections 2-3: a VAE encoder outputs (loc, logvar); its latent is
+reparameterised as loc + exp(logvar / 2) * eps, and the KL term of the ELBO is
+kl_std_normal(loc, logvar) summed over latent dimensions.
+"""
+import math
+
+import sympy as sp
+from scipy import integrate, stats
+
+from symgen.engine import (Covariance, Derivation, GaussianExpectation, IdentityCheck, MeanCheck,
+                           MvnExpectation, Param, Positive, Real, Vector, expm1mx, log1pmx,
+                           log_mvn_pdf, log_normal_pdf)
+
+VAE_REFERENCE = "Kingma & Welling (2014), Auto-Encoding Variational Bayes, Appendix B"
+x = sp.Symbol("x", real=True)
+
+# --- KL between two univariate Gaussians ---------------------------------------------
+
+loc_p, loc_q = sp.symbols("loc_p loc_q", real=True)
+scale_p, scale_q = sp.symbols("scale_p scale_q", positive=True)
+
+kl_normal = Derivation(
+    "kl_normal",
+    title="KL divergence between two univariate Gaussians",
+    summary="KL(N(loc_p, scale_p^2) || N(loc_q, scale_q^2)), in nats.",
+    kind="divergence",
+    references=[VAE_REFERENCE],
+    params=[
+        Param(loc_p, Real(-10, 10), "mean of p"),
+        Param(scale_p, Positive(1e-2, 1e2), "standard deviation of p (not the variance)"),
+        Param(loc_q, Real(-10, 10), "mean of q"),
+        Param(scale_q, Positive(1e-2, 1e2), "standard deviation of q (not the variance)"),
+    ],
+    # Near-equal distributions are where textbook formulas cancel to 0 or noise.
+    near=[(scale_q, scale_p), (loc_q, loc_p)],
+    returns="KL(p || q) >= 0, broadcast over the arguments",
+)
+
+log_ratio = log_normal_pdf(x, loc_p, scale_p) - log_normal_pdf(x, loc_q, scale_q)
+quadratic = sp.Poly(sp.expand(log_ratio), x)
+chain = kl_normal.define(
+    GaussianExpectation(log_ratio, x, loc_p, scale_p),
+    "definition: the expected log-ratio under p")
+chain.step(
+    GaussianExpectation(quadratic.as_expr(), x, loc_p, scale_p),
+    "the log-ratio is a quadratic in x: collect its powers")
+chain.step(
+    sum(coefficient * {2: loc_p**2 + scale_p**2, 1: loc_p, 0: 1}[power]
+        for (power,), coefficient in quadratic.terms()),
+    "linearity of E, with E[x] = loc_p and E[x^2] = loc_p^2 + scale_p^2 under p")
+chain.step(
+    sp.log(scale_q / scale_p) + (scale_p**2 + (loc_p - loc_q) ** 2) / (2 * scale_q**2) - sp.Rational(1, 2),
+    "collect terms: the textbook closed form")
+ratio_minus_one = (scale_p - scale_q) * (scale_p + scale_q) / scale_q**2
+chain.stable(
+    sp.Piecewise(
+        (-log1pmx(ratio_minus_one) / 2, sp.Abs(ratio_minus_one) <= sp.Rational(1, 2)),
+        (sp.log(scale_q / scale_p) + (scale_p / scale_q) ** 2 / 2 - sp.Rational(1, 2), True))
+    + ((loc_p - loc_q) / scale_q) ** 2 / 2,
+    "split off the mean term (>= 0). For scale_p/scale_q near 1, with u = scale_p^2/scale_q^2 - 1 "
+    "formed as (scale_p - scale_q)(scale_p + scale_q)/scale_q^2 (an exact subtraction), "
+    "log(scale_q/scale_p) = -log(1 + u)/2, and log1pmx(u) = log(1 + u) - u has no cancellation; "
+    "away from 1 the textbook terms do not cancel, while 1 + u would lose digits when u is near -1")
+
+
+def sample_log_ratio(rng, n, loc_p, scale_p, loc_q, scale_q):
+    draws = rng.normal(loc_p, scale_p, n)
+    return stats.norm.logpdf(draws, loc_p, scale_p) - stats.norm.logpdf(draws, loc_q, scale_q)
+
+
+def quadrature_kl(loc_p, scale_p, loc_q, scale_q):
+    # In standard units of p, so the integrand has a fixed shape whatever the scales.
+    def integrand(z):
+        draw = loc_p + scale_p * z
+        return stats.norm.pdf(z) * (stats.norm.logpdf(draw, loc_p, scale_p)
+                                    - stats.norm.logpdf(draw, loc_q, scale_q))
+
+    return integrate.quad(integrand, -40, 40, epsabs=1e-14, epsrel=1e-12, limit=200)[0]
+
+
+kl_normal.add_check(MeanCheck(sample_log_ratio, "E_p[log p(x) - log q(x)] by Monte Carlo"))
+# quad's own error is ~1e-13 relative here; the absolute floor covers near-equal
+# pairs, where the integrand is a difference of nearly equal logs (~1e-16 absolute).
+kl_normal.add_check(IdentityCheck(quadrature_kl, "the same integral by adaptive quadrature",
+                                  rtol=1e-9, atol=1e-13))
+
+# --- the VAE's KL to the standard normal ---------------------------------------------
+
+loc = sp.Symbol("loc", real=True)
+logvar = sp.Symbol("logvar", real=True)
+
+kl_std_normal = Derivation(
+    "kl_std_normal",
+    title="KL divergence from the standard normal (the VAE's KL term)",
+    summary="KL(N(loc, exp(logvar)) || N(0, 1)), elementwise, in nats.",
+    kind="divergence",
+    references=[VAE_REFERENCE + " (the KL term of Eq. 10)"],
+    params=[
+        Param(loc, Real(-10, 10), "mean of the encoder's Gaussian"),
+        Param(logvar, Real(-20, 20), "log-variance of the encoder's Gaussian (log scale^2)"),
+    ],
+    returns="the KL divergence, elementwise; sum over latent dimensions for the ELBO term",
+)
+scale = sp.exp(logvar / 2)
+chain = kl_std_normal.define(
+    GaussianExpectation(log_normal_pdf(x, loc, scale) - log_normal_pdf(x, 0, 1), x, loc, scale),
+    "definition: KL(N(loc, scale^2) || N(0, 1)) with scale = exp(logvar / 2)")
+chain.step(
+    kl_normal.output().closed_form.subs({loc_p: loc, scale_p: scale, loc_q: 0, scale_q: 1}),
+    "the special case loc_p = loc, scale_p = exp(logvar/2), loc_q = 0, scale_q = 1 of kl_normal")
+chain.step(
+    (sp.exp(logvar) + loc**2 - 1 - logvar) / 2,
+    "log(exp(-logvar/2)) = -logvar/2: the textbook form")
+chain.stable(
+    (expm1mx(logvar) + loc**2) / 2,
+    "expm1mx(logvar) = exp(logvar) - 1 - logvar without the cancellation near logvar = 0, "
+    "where the textbook form loses every digit of the variance term")
+
+
+def sample_log_ratio_std(rng, n, loc, logvar):
+    scale_value = math.exp(logvar / 2)
+    draws = rng.normal(loc, scale_value, n)
+    return stats.norm.logpdf(draws, loc, scale_value) - stats.norm.logpdf(draws)
+
+
+def quadrature_kl_std(loc, logvar):
+    return quadrature_kl(loc, math.exp(logvar / 2), 0.0, 1.0)
+
+
+kl_std_normal.add_check(MeanCheck(sample_log_ratio_std, "E_q[log q(z) - log N(z; 0, 1)] by Monte Carlo"))
+kl_std_normal.add_check(IdentityCheck(quadrature_kl_std, "the same integral by adaptive quadrature",
+                                      rtol=1e-9, atol=1e-13))
+
+# --- KL between multivariate Gaussians ----------------------------------------------
+
+d = sp.Symbol("d", integer=True, positive=True)
+loc_p_vec, loc_q_vec = sp.MatrixSymbol("loc_p", d, 1), sp.MatrixSymbol("loc_q", d, 1)
+cov_p, cov_q = sp.MatrixSymbol("cov_p", d, d), sp.MatrixSymbol("cov_q", d, d)
+x_vec = sp.MatrixSymbol("x", d, 1)
+
+kl_mvn = Derivation(
+    "kl_mvn",
+    title="KL divergence between two multivariate Gaussians",
+    summary="KL(N(loc_p, cov_p) || N(loc_q, cov_q)) with full covariances, batched over leading dimensions.",
+    kind="divergence",
+    references=["Petersen & Pedersen (2012), The Matrix Cookbook, Eq. 380 (E[(x-m)^T A (x-m)]) ",
+                VAE_REFERENCE],
+    params=[
+        Param(loc_p_vec, Vector(d, Real(-5, 5)), "mean of p, shape (..., d)"),
+        Param(cov_p, Covariance(d), "covariance of p, shape (..., d, d), symmetric positive definite"),
+        Param(loc_q_vec, Vector(d, Real(-5, 5)), "mean of q, shape (..., d)"),
+        Param(cov_q, Covariance(d), "covariance of q, shape (..., d, d), symmetric positive definite"),
+    ],
+    near=[(cov_q, cov_p), (loc_q_vec, loc_p_vec)],
+    dimensions={d: (1, 4)},
+    implementation="symgen.numerics.gaussian:kl_mvn",
+    returns="KL(p || q) >= 0, with the broadcast batch shape of the arguments",
+)
+
+
+def quadratic_form(vector, matrix):
+    """v^T A v, as the trace of a 1x1 matrix so it adds to scalars."""
+    return sp.Trace(vector.T * matrix * vector)
+
+
+chain = kl_mvn.define(
+    MvnExpectation(log_mvn_pdf(x_vec, loc_p_vec, cov_p, d) - log_mvn_pdf(x_vec, loc_q_vec, cov_q, d),
+                   x_vec, loc_p_vec, cov_p),
+    "definition: the expected log-ratio under p")
+chain.step(
+    sp.log(sp.Determinant(cov_q)) / 2 - sp.log(sp.Determinant(cov_p)) / 2
+    + MvnExpectation(quadratic_form(x_vec - loc_q_vec, cov_q.I), x_vec, loc_p_vec, cov_p) / 2
+    - MvnExpectation(quadratic_form(x_vec - loc_p_vec, cov_p.I), x_vec, loc_p_vec, cov_p) / 2,
+    "the normalising constants (d/2) log 2 pi cancel; linearity of E")
+chain.step(
+    sp.log(sp.Determinant(cov_q)) / 2 - sp.log(sp.Determinant(cov_p)) / 2
+    + (sp.Trace(cov_q.I * cov_p) + quadratic_form(loc_p_vec - loc_q_vec, cov_q.I)) / 2
+    - sp.Trace(cov_p.I * cov_p) / 2,
+    "E[(x - m)^T A (x - m)] = tr(A cov) + (loc - m)^T A (loc - m) for x ~ N(loc, cov), "
+    "with A = cov_q^-1, m = loc_q and with A = cov_p^-1, m = loc_p")
+chain.step(
+    (sp.Trace(cov_q.I * cov_p) + quadratic_form(loc_q_vec - loc_p_vec, cov_q.I) - d
+     + sp.log(sp.Determinant(cov_q)) - sp.log(sp.Determinant(cov_p))) / 2,
+    "tr(cov_p^-1 cov_p) = tr(I_d) = d: the textbook closed form")
+
+
+def sample_log_ratio_mvn(rng, n, loc_p, cov_p, loc_q, cov_q):
+    draws = stats.multivariate_normal(loc_p, cov_p).rvs(n, random_state=rng).reshape(n, -1)
+    return (stats.multivariate_normal(loc_p, cov_p).logpdf(draws).reshape(n)
+            - stats.multivariate_normal(loc_q, cov_q).logpdf(draws).reshape(n))
+
+
+kl_mvn.add_check(MeanCheck(sample_log_ratio_mvn, "E_p[log p(x) - log q(x)] by Monte Carlo", samples=400_000))

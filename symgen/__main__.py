@@ -1,0 +1,5 @@
+import sys
+
+from symgen.cli import main
+
+sys.exit(main())

@@ -1,0 +1,323 @@
+"""Derivations: a chain of proved equalities from a definition to a closed form.
+
+A derivation module builds its chains when it is imported (cheap: expressions are
+only written down); the proofs run when asked (``Derivation.prove``), because
+SymPy's integration and simplification take seconds, not microseconds.
+
+Every step is an equality with a reason. :func:`prove_step` proves it twice:
+
+* symbolically: the difference of the two sides, with every unevaluated
+  expectation evaluated by SymPy and every stable primitive replaced by its textbook
+  meaning, simplifies to 0 (for matrix expressions: on explicit symbolic matrices of
+  each dimension in ``Derivation.explicit_dimensions``);
+* numerically: both sides, with expectations evaluated by quadrature instead, agree
+  to 25 digits at random points of the domain, so a wrong simplification that SymPy
+  accepted (or an integral it got wrong) cannot slip through.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import sympy as sp
+
+from . import domains as _domains
+from .symbolic import GaussianExpectation, MvnExpectation, rewrite_textbook
+
+KINDS = ("likelihood", "elbo", "divergence", "adversarial", "denoising/score", "metric", "identity")
+
+# Digits for the numeric spot checks of a step; agreement required to SPOT_CHECK_RTOL.
+SPOT_CHECK_DIGITS = 40
+SPOT_CHECK_RTOL = 1e-25
+SPOT_CHECK_POINTS = 4
+
+
+class DerivationError(Exception):
+    """A step that SymPy could not prove, or that failed its numeric spot check."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """An argument of the derived function: its SymPy symbol, its domain, what it means."""
+
+    symbol: sp.Basic
+    domain: object
+    doc: str
+
+    @property
+    def name(self) -> str:
+        return self.symbol.name
+
+
+@dataclass
+class Step:
+    expression: sp.Basic
+    reason: str
+    proof: str = ""          # how the equality with the previous step was proved
+    seconds: float = 0.0
+
+
+@dataclass
+class Output:
+    """One closed form of a derivation, with the chain that reaches it."""
+
+    name: str
+    steps: list[Step]
+    stable: sp.Basic | None = None     # the expression the generated code evaluates
+    doc: str = ""
+
+    @property
+    def closed_form(self) -> sp.Basic:
+        """The textbook closed form: the last step before any stable rewrite."""
+        return self.textbook_step.expression
+
+    @property
+    def textbook_step(self) -> Step:
+        return self.steps[-2] if self.stable is not None else self.steps[-1]
+
+    @property
+    def implementation(self) -> sp.Basic:
+        return self.stable if self.stable is not None else self.steps[-1].expression
+
+
+class Chain:
+    """The chain of steps for one output, written one equality at a time."""
+
+    def __init__(self, derivation: "Derivation", output: Output):
+        self._derivation = derivation
+        self._output = output
+
+    @property
+    def current(self) -> sp.Basic:
+        return self._output.steps[-1].expression
+
+    def step(self, new: sp.Basic | Callable[[sp.Basic], sp.Basic], reason: str) -> "Chain":
+        """Equate the current expression with ``new`` (or ``new(current)``), for ``reason``."""
+        expression = new(self.current) if callable(new) else sp.sympify(new)
+        self._output.steps.append(Step(expression, reason))
+        return self
+
+    def closed_form(self, reason: str = "the closed form") -> "Chain":
+        """Mark the current expression as the closed form (a last simplification step)."""
+        if self._output.steps[-1].reason != reason:
+            self._output.steps[-1].reason += f"; {reason}" if len(self._output.steps) > 1 else ""
+        return self
+
+    def stable(self, expression: sp.Basic, reason: str) -> "Chain":
+        """The form the generated code evaluates: one more step, proved like the rest."""
+        self.step(expression, reason)
+        self._output.stable = self._output.steps[-1].expression
+        return self
+
+
+class Derivation:
+    """A named derivation: parameters with domains, chains of steps, empirical checks.
+
+    ``outputs`` maps output names to chains; a single-output derivation's output is
+    named after the derivation. ``near`` lists pairs (second, first) of parameters
+    that hypothesis also draws nearly equal (second = first x (1 + tiny)), where
+    naive formulas cancel. ``implementation`` names a hand-written NumPy function
+    ("module:function") that replaces printed code, for matrix-valued formulas.
+    """
+
+    def __init__(self, name: str, *, title: str, kind: str, params: list[Param],
+                 references: list[str], summary: str = "", near: list[tuple] = (),
+                 dimensions: dict | None = None, explicit_dimensions=(1, 2, 3),
+                 implementation: str | None = None, returns: str = "", requires=()):
+        if kind not in KINDS:
+            raise ValueError(f"derivation {name!r}: kind must be one of {KINDS}, got {kind!r}")
+        self.name = name
+        self.title = title
+        self.kind = kind
+        self.params = list(params)
+        self.references = list(references)
+        self.summary = summary
+        self.near = [(a.name, b.name) for a, b in near]
+        # Relations between parameters that the domains alone cannot say
+        # (alpha_bar_prev >= alpha_bar_t): checked by the generated code, respected
+        # by every draw.
+        self.requires = [(sp.sympify(relation), message) for relation, message in requires]
+        self.dimensions = dict(dimensions or {})
+        self.explicit_dimensions = tuple(explicit_dimensions)
+        self.implementation = implementation
+        self.returns = returns
+        self.outputs: dict[str, Output] = {}
+        self.checks: list = []
+        self.module = None          # set by the catalogue: the module that defined it
+        self._proved = False
+
+    def __repr__(self):
+        return f"<Derivation {self.name}: {self.title}>"
+
+    # --- writing the chain --------------------------------------------------------
+
+    def define(self, definition: sp.Basic, reason: str, output: str | None = None, doc: str = "") -> Chain:
+        """Start the chain of ``output`` (default: the derivation's own name) at a definition."""
+        output = output or self.name
+        if output in self.outputs:
+            raise ValueError(f"derivation {self.name!r} already has an output {output!r}")
+        self.outputs[output] = Output(output, [Step(sp.sympify(definition), reason, "definition")], doc=doc)
+        return Chain(self, self.outputs[output])
+
+    def add_check(self, check) -> None:
+        check.derivation = self
+        self.checks.append(check)
+
+    # --- queries ------------------------------------------------------------------
+
+    @property
+    def param_names(self) -> list[str]:
+        return [param.name for param in self.params]
+
+    @property
+    def is_matrix(self) -> bool:
+        return any(param.domain.shape_kind != "scalar" for param in self.params)
+
+    def output(self, name: str | None = None) -> Output:
+        if name is None:
+            if len(self.outputs) != 1:
+                raise KeyError(f"{self.name} has outputs {list(self.outputs)}: name one as "
+                               f"{self.name}.OUTPUT")
+            return next(iter(self.outputs.values()))
+        try:
+            return self.outputs[name]
+        except KeyError:
+            raise KeyError(f"{self.name} has no output {name!r}; outputs: {list(self.outputs)}") from None
+
+    def symbols(self) -> dict[str, sp.Basic]:
+        names = {param.name: param.symbol for param in self.params}
+        names.update({symbol.name: symbol for symbol in self.dimensions})
+        return names
+
+    # --- proofs -------------------------------------------------------------------
+
+    def prove(self) -> "Derivation":
+        """Prove every step of every output (cached)."""
+        if self._proved:
+            return self
+        rng = np.random.default_rng(sum(map(ord, self.name)))
+        for output in self.outputs.values():
+            for previous, step in zip(output.steps, output.steps[1:]):
+                start = time.perf_counter()
+                try:
+                    step.proof = prove_step(self, previous.expression, step.expression, rng)
+                except DerivationError as error:
+                    raise DerivationError(f"{self.name}, output {output.name}, step "
+                                          f"{step.reason!r}: {error}") from None
+                step.seconds = time.perf_counter() - start
+        self._proved = True
+        return self
+
+    def sample_point(self, rng, dimensions=None) -> dict:
+        """A random point of the domain that satisfies ``requires`` (by rejection)."""
+        for _ in range(10_000):
+            sizes = dimensions or {d: int(rng.integers(low, high + 1))
+                                   for d, (low, high) in self.dimensions.items()}
+            point = {param.name: param.domain.sample(rng, sizes) for param in self.params}
+            if self.satisfies_requirements(point):
+                return point
+        raise ValueError(f"{self.name}: no domain point satisfies {self.requires}")
+
+    def satisfies_requirements(self, point: dict) -> bool:
+        symbols = {param.name: param.symbol for param in self.params}
+        for relation, _ in self.requires:
+            values = {symbols[s.name]: point[s.name] for s in relation.free_symbols}
+            if not bool(relation.subs(values)):
+                return False
+        return True
+
+
+# --- proving one step -------------------------------------------------------------
+
+
+def _evaluate_symbolically(expression):
+    return rewrite_textbook(expression.doit())
+
+
+def _simplifies_to_zero(difference) -> str | None:
+    """Try increasingly expensive simplifications; return the one that reached 0."""
+    attempts = [
+        ("expand", lambda e: sp.expand(e)),
+        ("simplify", sp.simplify),
+        ("expand_log + simplify", lambda e: sp.simplify(sp.expand_log(sp.expand(e)))),
+        ("cancel", lambda e: sp.cancel(sp.expand_log(sp.expand(e)))),
+        ("expand_log(force) + simplify", lambda e: sp.simplify(sp.expand_log(e, force=True))),
+    ]
+    for name, attempt in attempts:
+        if attempt(difference) == 0:
+            return name
+    return None
+
+
+def prove_step(derivation: Derivation, before, after, rng) -> str:
+    if derivation.is_matrix:
+        proofs = []
+        for size in derivation.explicit_dimensions:
+            substitution = _explicit_substitution(derivation, size)
+            difference = (_evaluate_symbolically(before.xreplace(substitution))
+                          - _evaluate_symbolically(after.xreplace(substitution)))
+            how = _simplifies_to_zero(difference)
+            if how is None:
+                raise DerivationError(f"not proved for explicit {size}x{size} matrices; "
+                                      f"residual {sp.simplify(difference)}")
+            proofs.append(size)
+        _spot_check(derivation, before, after, rng)
+        return (f"SymPy, on explicit symbolic matrices for d = {', '.join(map(str, proofs))}; "
+                f"numerically at {SPOT_CHECK_POINTS} points")
+    difference = _evaluate_symbolically(before) - _evaluate_symbolically(after)
+    how = _simplifies_to_zero(difference)
+    if how is None:
+        raise DerivationError(f"SymPy could not prove the equality; residual {sp.simplify(difference)}")
+    _spot_check(derivation, before, after, rng)
+    return f"SymPy ({how}); numerically at {SPOT_CHECK_POINTS} points"
+
+
+def _explicit_substitution(derivation: Derivation, size: int) -> dict:
+    substitution = {dimension: size for dimension in derivation.dimensions}
+    for param in derivation.params:
+        if param.domain.shape_kind != "scalar":
+            substitution[param.symbol] = param.domain.explicit(param.name, size)
+    return substitution
+
+
+def _numeric_substitution(derivation: Derivation, point: dict, size: int | None) -> dict:
+    substitution = {}
+    for param in derivation.params:
+        value = point[param.name]
+        if isinstance(value, np.ndarray):
+            matrix = value.reshape(-1, 1) if value.ndim == 1 else value
+            substitution[param.symbol] = sp.ImmutableMatrix(matrix.shape[0], matrix.shape[1],
+                                                           [sp.Float(float(v), 30) for v in matrix.flat])
+        else:
+            substitution[param.symbol] = sp.Float(float(value), 30)
+    for dimension in derivation.dimensions:
+        substitution[dimension] = size
+    return substitution
+
+
+def _spot_check(derivation: Derivation, before, after, rng) -> None:
+    for index in range(SPOT_CHECK_POINTS):
+        size = None
+        dimensions = None
+        if derivation.dimensions:
+            size = derivation.explicit_dimensions[index % len(derivation.explicit_dimensions)]
+            dimensions = {d: size for d in derivation.dimensions}
+        point = derivation.sample_point(rng, dimensions)
+        substitution = _numeric_substitution(derivation, point, size)
+        left = _numeric_value(before.xreplace(substitution))
+        right = _numeric_value(after.xreplace(substitution))
+        scale = max(abs(left), abs(right), sp.Float(1e-300))
+        if abs(left - right) > SPOT_CHECK_RTOL * scale:
+            raise DerivationError(f"numeric spot check failed at {point}: {left} != {right}")
+
+
+def _numeric_value(expression):
+    """Evaluate a step numerically: expectations by quadrature first, then the rest."""
+    expectations = lambda e: isinstance(e, (GaussianExpectation, MvnExpectation))  # noqa: E731
+    quadrature = expression.replace(expectations, lambda e: e.evalf(SPOT_CHECK_DIGITS))
+    value = sp.N(quadrature.doit(), SPOT_CHECK_DIGITS)
+    if isinstance(value, sp.MatrixBase):
+        value = value[0, 0]
+    return value

@@ -1,0 +1,211 @@
+"""Numeric domains of a derivation's parameters.
+
+A domain says two things: which values are legal (the generated function rejects
+the rest with ``ValueError``) and which values hypothesis draws when a check runs
+(a bounded range that reaches the edges that matter: tiny and huge scales, values
+near a boundary). Scalars shrink towards simple values (0, 1), so a refuted
+formula's counterexample is small and readable.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+
+
+def _hypothesis():
+    from hypothesis import strategies
+
+    return strategies
+
+
+@dataclass(frozen=True)
+class Real:
+    """Any finite real; hypothesis draws from [low, high]."""
+
+    low: float = -10.0
+    high: float = 10.0
+    constraint = "real"
+    shape_kind = "scalar"
+
+    def describe(self) -> str:
+        return "real"
+
+    def strategy(self, dimensions):
+        st = _hypothesis()
+        return st.floats(self.low, self.high, allow_nan=False, allow_infinity=False)
+
+    def sample(self, rng, dimensions):
+        return float(rng.uniform(self.low, self.high))
+
+    def nearby(self, value, relative, scale=1.0):
+        return value + relative * max(abs(value), scale)
+
+
+@dataclass(frozen=True)
+class Positive:
+    """A finite positive real; hypothesis draws log-uniformly from [low, high]
+    (and plain floats there too, which shrink to 1)."""
+
+    low: float = 1e-3
+    high: float = 1e3
+    constraint = "positive"
+    shape_kind = "scalar"
+
+    def describe(self) -> str:
+        return "positive"
+
+    def strategy(self, dimensions):
+        st = _hypothesis()
+        log_uniform = st.floats(math.log(self.low), math.log(self.high)).map(math.exp)
+        plain = st.floats(self.low, self.high)
+        return st.one_of(plain, log_uniform).filter(lambda v: self.low <= v <= self.high)
+
+    def sample(self, rng, dimensions):
+        return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+
+    def nearby(self, value, relative, scale=1.0):
+        return value * (1 + relative)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A real in an interval (open or closed at each end); hypothesis draws from
+    [draw_low, draw_high], which defaults to the interval itself."""
+
+    low: float
+    high: float
+    low_closed: bool = False
+    high_closed: bool = False
+    draw_low: float | None = None
+    draw_high: float | None = None
+    shape_kind = "scalar"
+
+    @property
+    def constraint(self):
+        return ("interval", self.low, self.high, self.low_closed, self.high_closed)
+
+    def describe(self) -> str:
+        return (f"{'[' if self.low_closed else '('}{self.low}, {self.high}"
+                f"{']' if self.high_closed else ')'}")
+
+    def _bounds(self):
+        low = self.low if self.draw_low is None else self.draw_low
+        high = self.high if self.draw_high is None else self.draw_high
+        return low, high
+
+    def contains(self, value) -> bool:
+        above = value >= self.low if self.low_closed else value > self.low
+        below = value <= self.high if self.high_closed else value < self.high
+        return bool(above and below)
+
+    def strategy(self, dimensions):
+        st = _hypothesis()
+        low, high = self._bounds()
+        return st.floats(low, high).filter(self.contains)
+
+    def sample(self, rng, dimensions):
+        low, high = self._bounds()
+        return float(rng.uniform(low, high))
+
+    def nearby(self, value, relative, scale=1.0):
+        moved = value + relative * max(abs(value), 1e-300)
+        return moved if self.contains(moved) else value
+
+
+@dataclass(frozen=True)
+class Vector:
+    """A real vector of the derivation's dimension, entries from ``entries``."""
+
+    dimension: sp.Symbol
+    entries: Real = Real(-5.0, 5.0)
+    constraint = "vector"
+    shape_kind = "vector"
+
+    def describe(self) -> str:
+        return f"real vector of length {self.dimension}"
+
+    def strategy(self, dimensions):
+        st = _hypothesis()
+        size = dimensions[self.dimension]
+        return st.lists(self.entries.strategy(dimensions), min_size=size, max_size=size).map(np.array)
+
+    def sample(self, rng, dimensions):
+        return rng.uniform(self.entries.low, self.entries.high, dimensions[self.dimension])
+
+    def nearby(self, value, relative, scale=1.0):
+        return value + relative * np.maximum(np.abs(value), scale)
+
+    def explicit(self, name, size):
+        return sp.ImmutableMatrix(sp.symbols(f"{name}_1:{size + 1}", real=True))
+
+
+@dataclass(frozen=True)
+class Covariance:
+    """A symmetric positive-definite matrix of the derivation's dimension.
+
+    Hypothesis draws eigenvalues log-uniformly from [low, high] and a rotation from
+    a seed (seed 0 is the identity rotation), so shrinking leads to diagonal and
+    then identity matrices.
+    """
+
+    dimension: sp.Symbol
+    low: float = 1e-2
+    high: float = 1e2
+    constraint = "covariance"
+    shape_kind = "matrix"
+
+    def describe(self) -> str:
+        return f"{self.dimension}x{self.dimension} symmetric positive definite"
+
+    def _build(self, log_eigenvalues, seed):
+        eigenvalues = np.exp(np.asarray(log_eigenvalues, dtype=float))
+        rotation = random_rotation(len(eigenvalues), seed)
+        matrix = (rotation * eigenvalues) @ rotation.T
+        return (matrix + matrix.T) / 2
+
+    def strategy(self, dimensions):
+        st = _hypothesis()
+        size = dimensions[self.dimension]
+        log_eigenvalues = st.lists(st.floats(math.log(self.low), math.log(self.high)),
+                                   min_size=size, max_size=size)
+        return st.builds(self._build, log_eigenvalues, st.integers(0, 2**16))
+
+    def sample(self, rng, dimensions):
+        size = dimensions[self.dimension]
+        return self._build(rng.uniform(math.log(self.low), math.log(self.high), size),
+                           int(rng.integers(1, 2**16)))
+
+    def nearby(self, value, relative, scale=1.0):
+        # A symmetric perturbation of relative size |relative|: (1 + r) C plus a
+        # rank-one bump, so the pair is near-equal but not proportional.
+        size = value.shape[-1]
+        direction = np.linspace(1.0, -1.0, size) if size > 1 else np.ones(1)
+        bump = np.outer(direction, direction) * np.trace(value) / (size * max(size, 2))
+        moved = value * (1 + relative) + abs(relative) * bump
+        return (moved + moved.T) / 2
+
+    def explicit(self, name, size):
+        entries = {}
+        for i in range(size):
+            for j in range(i, size):
+                entries[i, j] = entries[j, i] = sp.Symbol(f"{name}_{i + 1}{j + 1}", real=True)
+        return sp.ImmutableMatrix(size, size, lambda i, j: entries[i, j])
+
+
+def random_rotation(size: int, seed: int) -> np.ndarray:
+    """An orthogonal matrix from a seed; seed 0 gives the identity."""
+    if seed == 0 or size == 1:
+        return np.eye(size)
+    gaussian = np.random.default_rng(seed).standard_normal((size, size))
+    q, r = np.linalg.qr(gaussian)
+    return q * np.sign(np.diag(r))
+
+
+def log_uniform_offsets():
+    """Relative offsets for near-equal draws: +-[1e-12, 1e-2], log-uniform."""
+    st = _hypothesis()
+    magnitude = st.floats(math.log(1e-12), math.log(1e-2)).map(math.exp)
+    return st.tuples(st.sampled_from([1.0, -1.0]), magnitude).map(lambda pair: pair[0] * pair[1])

@@ -1,0 +1,74 @@
+"""Wrong variants of a closed form, to measure the power of its empirical checks.
+
+A check that cannot tell a formula from a slightly wrong one proves nothing. For each
+closed form this module builds the slips people make: a 1% error, a wrong factor or
+constant, a flipped sign, a dropped or sign-flipped term, a changed numeric constant,
+swapped arguments. Variants that are in fact equal to the closed form (swapping the
+arguments of a symmetric term, say) are recognised numerically at random domain
+points and returned separately: those must be *verified*, the rest *refuted*.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+
+from .evaluate import evaluate
+
+
+@dataclass(frozen=True)
+class Mutant:
+    description: str
+    expression: sp.Basic
+
+
+def _variants(expression, params) -> list[Mutant]:
+    variants = [
+        Mutant("1% too large", sp.Float("1.01") * expression),
+        Mutant("1% too small", sp.Float("0.99") * expression),
+        Mutant("factor 2", 2 * expression),
+        Mutant("factor 1/2", expression / 2),
+        Mutant("constant +1", expression + 1),
+        Mutant("constant -1/2", expression - sp.Rational(1, 2)),
+        Mutant("sign", -expression),
+    ]
+    terms = sp.Add.make_args(expression)
+    if len(terms) > 1:
+        for term in terms:
+            variants.append(Mutant(f"dropped term {term}", expression - term))
+            variants.append(Mutant(f"sign of term {term}", expression - 2 * term))
+    for constant in sorted(expression.atoms(sp.Rational), key=sp.default_sort_key):
+        if constant not in (1, -1, 0):
+            variants.append(Mutant(f"constant {constant} doubled", expression.xreplace({constant: 2 * constant})))
+            variants.append(Mutant(f"constant {constant} negated", expression.xreplace({constant: -constant})))
+    for i, first in enumerate(params):
+        for second in params[i + 1:]:
+            if type(first.domain) is type(second.domain):
+                swapped = expression.xreplace({first.symbol: second.symbol, second.symbol: first.symbol})
+                variants.append(Mutant(f"swapped {first.name} and {second.name}", swapped))
+    return variants
+
+
+def _same_value(derivation, a, b, points) -> bool:
+    for point in points:
+        left = evaluate(derivation, a, point, digits=30)
+        right = evaluate(derivation, b, point, digits=30)
+        if abs(left - right) > 1e-20 * max(abs(left), abs(right), 1e-300):
+            return False
+    return True
+
+
+def mutants(derivation, output: str | None = None, seed: int = 1) -> tuple[list[Mutant], list[Mutant]]:
+    """(wrong variants, equivalent variants) of the closed form of ``output``."""
+    closed = derivation.output(output).closed_form
+    rng = np.random.default_rng(seed)
+    points = [derivation.sample_point(rng) for _ in range(6)]
+    wrong, equivalent, seen = [], [], set()
+    for variant in _variants(closed, derivation.params):
+        key = sp.srepr(variant.expression)
+        if key in seen:
+            continue
+        seen.add(key)
+        (equivalent if _same_value(derivation, variant.expression, closed, points) else wrong).append(variant)
+    return wrong, equivalent

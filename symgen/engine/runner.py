@@ -1,0 +1,210 @@
+"""Running empirical checks over a derivation's domain, driven by hypothesis.
+
+Hypothesis draws the parameter points (and the seed of each point's random
+numbers), so a failing check shrinks to the simplest point where it fails: that is
+the counterexample ``symgen.check`` reports. Runs are derandomized by default, so
+``symgen verify`` gives the same table every time.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .checks import MAX_EVALUATIONS, Outcome
+from .domains import log_uniform_offsets
+
+DEFAULT_EXAMPLES = 30
+
+
+@dataclass
+class CheckReport:
+    """The result of one check over many parameter points."""
+
+    derivation: str
+    check: str
+    kind: str
+    outputs: tuple
+    points: int = 0
+    worst_point: dict | None = None
+    worst: Outcome | None = None
+    counterexample: dict | None = None      # the shrunk failing point, when it failed
+    failure: Outcome | None = None
+    error: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.failure is None and self.error is None
+
+    def as_dict(self) -> dict:
+        return {
+            "derivation": self.derivation, "check": self.check, "kind": self.kind,
+            "outputs": list(self.outputs), "points": self.points, "passed": self.passed,
+            "worst_point": _plain_point(self.worst_point),
+            "worst": self.worst.as_dict() if self.worst else None,
+            "counterexample": _plain_point(self.counterexample),
+            "failure": self.failure.as_dict() if self.failure else None,
+            "error": self.error,
+        }
+
+
+def _plain_point(point):
+    if point is None:
+        return None
+    return {name: (value.tolist() if isinstance(value, np.ndarray) else float(value))
+            for name, value in point.items()}
+
+
+def parameter_strategy(derivation):
+    """A hypothesis strategy of parameter points {name: value} from the declared domains."""
+    from hypothesis import assume
+    from hypothesis import strategies as st
+
+    @st.composite
+    def points(draw):
+        dimensions = {symbol: draw(st.integers(low, high), label=symbol.name)
+                      for symbol, (low, high) in derivation.dimensions.items()}
+        point = {}
+        params = {param.name: param for param in derivation.params}
+        for param in derivation.params:
+            point[param.name] = draw(param.domain.strategy(dimensions), label=param.name)
+        for second, first in derivation.near:
+            if draw(st.booleans(), label=f"{second} near {first}"):
+                offset = draw(log_uniform_offsets(), label="relative offset")
+                point[second] = params[second].domain.nearby(point[first], offset)
+        assume(derivation.satisfies_requirements(point))
+        return point
+
+    return points()
+
+
+class _CheckFailed(Exception):
+    pass
+
+
+def run_check(derivation, check, values: "Evaluation", *, examples: int = DEFAULT_EXAMPLES,
+              derandomize: bool = True, shrink: bool = True) -> CheckReport:
+    """Evaluate ``check`` at up to ``examples`` points; on failure, shrink to a minimal one."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import strategies as st
+
+    if examples > MAX_EVALUATIONS:
+        raise ValueError(f"examples must be at most {MAX_EVALUATIONS} (the false-alarm bound assumes it)")
+    report = CheckReport(derivation.name, check.description, check.kind, tuple(check.outputs))
+    phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if shrink else [])
+
+    @settings(max_examples=examples, deadline=None, database=None, derandomize=derandomize,
+              phases=phases, suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
+    @given(point=parameter_strategy(derivation), seed=st.integers(0, 2**32 - 1))
+    def evaluate_at(point, seed):
+        try:
+            with np.errstate(all="ignore"):
+                outcome = check.run(values, point, np.random.default_rng(seed))
+        except (ValueError, ArithmeticError, TypeError) as error:
+            # A formula that cannot be evaluated here (log of a negative, 1/0, a complex
+            # value) is refuted here.
+            outcome = Outcome(False, math.nan, math.nan, math.nan, math.inf, f"error: {error}")
+        if report.failure is None:
+            report.points += 1
+            if report.worst is None or not (outcome.statistic <= report.worst.statistic):
+                report.worst, report.worst_point = outcome, point
+        if not outcome.passed:
+            report.failure, report.counterexample = outcome, point
+            raise _CheckFailed
+
+    try:
+        evaluate_at()
+    except _CheckFailed:
+        pass
+    return report
+
+
+# --- the values a check compares with ---------------------------------------------
+
+
+class Evaluation:
+    """What a check compares against: the value of every output at a point
+    (``evaluation(point) -> {output: value}``) and, for checks that apply the
+    formula to samples (Stein's identity, say), a vectorized NumPy function of each
+    output (``evaluation.vectorized(output)(**arrays)``)."""
+
+    def __init__(self, derivation, point_values, vectorized):
+        self.derivation = derivation
+        self._point_values = point_values
+        self._vectorized = vectorized
+
+    def __call__(self, point: dict) -> dict:
+        return self._point_values(point)
+
+    def vectorized(self, output: str):
+        return self._vectorized(output)
+
+
+def formula_function(derivation):
+    """The public NumPy function of a derivation: the committed generated one for the
+    built-in catalogue (what users import), or one generated in memory for a user's
+    own derivation, by the same code generator."""
+    from .catalogue import builtin_directory
+    from .codegen import module_source
+
+    if derivation.source.parent == builtin_directory():
+        return getattr(importlib.import_module("symgen.formulas"), derivation.name)
+    namespace: dict = {"__name__": f"symgen_generated_{derivation.name}"}
+    exec(compile(module_source(derivation.source.stem, [derivation]), f"<generated {derivation.name}>",
+                 "exec"), namespace)
+    return namespace[derivation.name]
+
+
+def _select(derivation, function, output):
+    names = list(derivation.outputs)
+    if len(names) == 1:
+        return function
+    index = names.index(output)
+    return lambda **arguments: function(**arguments)[index]
+
+
+def formula_values(derivation, function=None) -> Evaluation:
+    """Values of all outputs from the public NumPy function."""
+    function = function or formula_function(derivation)
+    names = list(derivation.outputs)
+
+    def values(point):
+        result = function(**point)
+        if len(names) == 1:
+            return {names[0]: result}
+        return dict(zip(names, result))
+
+    return Evaluation(derivation, values, lambda output: _select(derivation, function, output))
+
+
+def numpy_function(derivation, expression):
+    """``expression`` as a vectorized NumPy function of the derivation's arguments."""
+    import sympy as sp
+
+    from symgen.numerics import stable
+
+    if derivation.is_matrix:
+        raise ValueError(f"{derivation.name}: matrix-valued candidates cannot be applied to samples")
+    symbols = [param.symbol for param in derivation.params]
+    compiled = sp.lambdify(symbols, expression,
+                           [{"log1pmx": stable.log1pmx, "expm1mx": stable.expm1mx}, "numpy"])
+    names = derivation.param_names
+    return lambda **arguments: compiled(*(arguments[name] for name in names))
+
+
+def expression_values(derivation, output: str, expression, base=None) -> Evaluation:
+    """Values where ``output`` comes from ``expression`` (evaluated with mpmath at a
+    point, NumPy on samples) and the other outputs from their closed forms."""
+    from .evaluate import evaluate
+
+    expressions = {name: derivation.outputs[name].closed_form for name in derivation.outputs}
+    expressions[output] = expression
+
+    def values(point):
+        return {name: float(evaluate(derivation, value, point, digits=30))
+                for name, value in expressions.items()}
+
+    return Evaluation(derivation, values, lambda name: numpy_function(derivation, expressions[name]))
