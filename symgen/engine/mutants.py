@@ -54,7 +54,9 @@ def _same_value(derivation, a, b, points) -> bool:
     for point in points:
         left = evaluate(derivation, a, point, digits=30)
         right = evaluate(derivation, b, point, digits=30)
-        if abs(left - right) > 1e-20 * max(abs(left), abs(right), 1e-300):
+        lefts, rights = (left, right) if isinstance(left, list) else ([left], [right])
+        scale = max([abs(v) for v in lefts + rights] + [1e-300])
+        if any(abs(x - y) > 1e-20 * scale for x, y in zip(lefts, rights)):
             return False
     return True
 

@@ -195,6 +195,12 @@ def numpy_function(derivation, expression):
     return lambda **arguments: compiled(*(arguments[name] for name in names))
 
 
+def _as_float(value):
+    if isinstance(value, list):   # a vector-valued output
+        return np.array([float(entry) for entry in value])
+    return float(value)
+
+
 def expression_values(derivation, output: str, expression, base=None) -> Evaluation:
     """Values where ``output`` comes from ``expression`` (evaluated with mpmath at a
     point, NumPy on samples) and the other outputs from their closed forms."""
@@ -204,7 +210,7 @@ def expression_values(derivation, output: str, expression, base=None) -> Evaluat
     expressions[output] = expression
 
     def values(point):
-        return {name: float(evaluate(derivation, value, point, digits=30))
+        return {name: _as_float(evaluate(derivation, value, point, digits=30))
                 for name, value in expressions.items()}
 
     return Evaluation(derivation, values, lambda name: numpy_function(derivation, expressions[name]))
