@@ -118,10 +118,8 @@ chain = kl_std_normal.define(
     "definition: KL(N(loc, scale^2) || N(0, 1)) with scale = exp(logvar / 2)")
 chain.step(
     kl_normal.output().closed_form.subs({loc_p: loc, scale_p: scale, loc_q: 0, scale_q: 1}),
-    "the special case loc_p = loc, scale_p = exp(logvar/2), loc_q = 0, scale_q = 1 of kl_normal")
-chain.step(
-    (sp.exp(logvar) + loc**2 - 1 - logvar) / 2,
-    "log(exp(-logvar/2)) = -logvar/2: the textbook form")
+    "kl_normal's closed form at loc_p = loc, scale_p = exp(logvar/2), loc_q = 0, scale_q = 1 "
+    "(log(1/exp(logvar/2)) = -logvar/2): the textbook form of Kingma & Welling's Appendix B")
 chain.stable(
     (expm1mx(logvar) + loc**2) / 2,
     "expm1mx(logvar) = exp(logvar) - 1 - logvar without the cancellation near logvar = 0, "

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 
 
@@ -38,7 +39,7 @@ def command_show(arguments) -> int:
     from symgen.engine import render
 
     found = api.derivation(arguments.name)
-    if arguments.prove:
+    if not arguments.no_prove:
         found.prove()
     print(render.FORMATS[arguments.format](found))
     return 0
@@ -124,7 +125,8 @@ def parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", help="a derivation's steps, reasons and closed form")
     show.add_argument("name")
     show.add_argument("--format", choices=("text", "latex", "markdown"), default="text")
-    show.add_argument("--prove", action="store_true", help="prove the steps first and say how")
+    show.add_argument("--no-prove", action="store_true",
+                      help="show the steps without proving them first (faster)")
     show.set_defaults(run=command_show)
 
     verify = commands.add_parser("verify", help="prove, check accuracy, run empirical checks")
@@ -148,6 +150,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    if hasattr(signal, "SIGPIPE"):  # `symgen show NAME | head` ends quietly
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     arguments = parser().parse_args(argv)
     _add_paths(arguments)
     try:

@@ -271,7 +271,12 @@ def prove_step(derivation: Derivation, before, after, rng) -> str:
     if how is None:
         raise DerivationError(f"SymPy could not prove the equality; residual {sp.simplify(difference)}")
     _spot_check(derivation, before, after, rng)
-    return f"SymPy ({how}); numerically at {SPOT_CHECK_POINTS} points"
+    integrated = "E integrated by SymPy, " if _has_expectation(before) or _has_expectation(after) else ""
+    return f"SymPy: {integrated}difference = 0 by {how}; numerically at {SPOT_CHECK_POINTS} points"
+
+
+def _has_expectation(expression) -> bool:
+    return bool(expression.atoms(GaussianExpectation, MvnExpectation))
 
 
 def _explicit_substitution(derivation: Derivation, size: int) -> dict:

@@ -6,6 +6,7 @@ renders on GitHub) for docs. All three walk the same ``Derivation`` object.
 from __future__ import annotations
 
 import inspect
+import textwrap
 
 import sympy as sp
 
@@ -33,7 +34,10 @@ def text(found) -> str:
         for index, step in enumerate(output.steps):
             marker = "   " if index == 0 else " = "
             lines.append(f"  {marker}{sp.sstr(step.expression)}")
-            lines.append(f"        [{step.reason}]" + (f"  ({step.proof})" if step.proof and index else ""))
+            lines.extend(textwrap.wrap(step.reason, 92, initial_indent="      why:    ",
+                                       subsequent_indent="              "))
+            if index and step.proof:
+                lines.append(f"      proved: {step.proof}")
         lines.append(f"  closed form: {sp.sstr(output.closed_form)}")
     lines += ["", f"function: symgen.{_signature(found)}"]
     if found.references:
