@@ -26,9 +26,19 @@ def accuracy_points(derivation, count: int, seed: int = 0) -> list[dict]:
             params = {param.name: param for param in derivation.params}
             for second, first in derivation.near:
                 offset = float(rng.choice([-1, 1]) * 10 ** rng.uniform(-12, -3))
-                point[second] = params[second].domain.nearby(point[first], offset)
+                moved = params[second].domain.nearby(point[first], offset)
+                if not derivation.satisfies_requirements({**point, second: moved}):
+                    # A relation (alpha_bar_prev >= alpha_bar_t) fixes the side of the offset.
+                    moved = params[second].domain.nearby(point[first], -offset)
+                point[second] = moved
         points.append(point)
     return points
+
+
+# Below the smallest normal float64 a value can only be represented to an absolute
+# accuracy, so errors there are measured relative to this floor (a true value of
+# 3e-416 is correctly returned as 0.0).
+UNDERFLOW = np.finfo(np.float64).tiny
 
 
 def relative_error(value, reference) -> float:
@@ -36,13 +46,11 @@ def relative_error(value, reference) -> float:
     relative to the largest reference entry (a norm-wise relative error)."""
     if isinstance(reference, list):
         entries = [mpmath.mpf(float(v)) for v in np.asarray(value, dtype=np.float64).ravel()]
-        scale = max(abs(r) for r in reference)
+        scale = max([abs(r) for r in reference] + [UNDERFLOW])
         worst = max(abs(v - r) for v, r in zip(entries, reference))
-        return float(worst / scale) if scale else float(worst)
+        return float(worst / scale)
     value = mpmath.mpf(float(value))
-    if reference == 0:
-        return float(abs(value))
-    return float(abs((value - reference) / reference))
+    return float(abs(value - reference) / max(abs(reference), UNDERFLOW))
 
 
 def max_relative_error(derivation, points: int = 40, seed: int = 0, function=None) -> dict[str, float]:

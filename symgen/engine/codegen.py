@@ -39,17 +39,32 @@ class FormulaPrinter(NumPyPrinter):
     def _print_Rational(self, expression):
         return repr(float(expression))
 
+    def _print_Integer(self, expression):
+        return str(int(expression))
+
+    def _print_Pow(self, expression, rational=False):
+        # x**-2 would go through the slow general power: print 1/x**2 instead (NumPy
+        # squares quickly), and x**(1/2) as sqrt.
+        base, exponent = expression.args
+        if exponent.is_Integer and exponent < 0:
+            return f"1/{self.parenthesize(base ** -exponent, 60)}"
+        return super()._print_Pow(expression, rational=rational)
+
     def _print_Half(self, expression):
         return "0.5"
 
     def _print_Piecewise(self, expression):
-        # numpy.where keeps the arguments' dtype (numpy.select's nan default would not).
+        # The last branch is evaluated everywhere; each earlier branch only on the
+        # entries where its condition holds (stable.refine), so a stable rewrite costs
+        # time only where it is needed. Earlier branches take priority, as in SymPy.
         *branches, (otherwise, condition) = expression.args
         if condition != sp.true:
             raise ValueError("a printed Piecewise needs a final (value, True) branch")
         printed = self._print(otherwise)
         for value, condition in reversed(branches):
-            printed = f"numpy.where({self._print(condition)}, {self._print(value)}, {printed})"
+            arguments = ", ".join(sorted(str(s) for s in value.free_symbols))
+            printed = (f"stable.refine({printed}, {self._print(condition)}, "
+                       f"lambda {arguments}: {self._print(value)}, {arguments})")
         return printed
 
 

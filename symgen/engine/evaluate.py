@@ -65,16 +65,26 @@ def reference_value(derivation, expression, point: dict, digits: int = 50, agree
 
     50 digits are not always enough for a textbook form: at loc = 1e-25, logvar = 0
     the VAE's KL (e^logvar + loc^2 - 1 - logvar)/2 cancels 50 digits away; doubling
-    the precision until the value stops moving catches that.
+    the precision until the value stops moving catches that. A zero does not count as
+    agreement (total cancellation looks the same at every precision that is too low).
     """
     previous = evaluate(derivation, expression, point, digits)
-    for attempt in range(4):
+    while digits < MAX_REFERENCE_DIGITS:
         digits *= 2
         current = evaluate(derivation, expression, point, digits)
-        if _agree(previous, current, agree):
+        if not _is_zero(current) and _agree(previous, current, agree):
             return current
         previous = current
+    if _is_zero(previous):
+        return previous
     raise ArithmeticError(f"no stable reference value at {point} even at {digits} digits")
+
+
+MAX_REFERENCE_DIGITS = 1600
+
+
+def _is_zero(value) -> bool:
+    return all(v == 0 for v in value) if isinstance(value, list) else value == 0
 
 
 def _agree(previous, current, tolerance) -> bool:

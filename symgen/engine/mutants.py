@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
+from .domains import Interval
 from .evaluate import evaluate
 
 
@@ -50,6 +51,28 @@ def _variants(expression, params) -> list[Mutant]:
     return variants
 
 
+# A product such as sqrt(alpha_bar) x0 has fewer than MIN_WRONG of the slips above (no
+# terms to drop, few constants); only then does it also face the analogues for
+# factors and for parameters on (0, 1), so every other closed form's set is unchanged.
+MIN_WRONG = 10
+
+
+def _product_variants(expression, params) -> list[Mutant]:
+    variants = []
+    factors = sp.Mul.make_args(expression)
+    if len(factors) > 1:
+        for factor in factors:
+            if not factor.is_number:
+                variants.append(Mutant(f"dropped factor {factor}", expression / factor))
+    for param in params:
+        domain = param.domain
+        if (isinstance(domain, Interval) and (domain.low, domain.high) == (0, 1)
+                and param.symbol in expression.free_symbols):
+            variants.append(Mutant(f"{param.name} replaced by 1 - {param.name}",
+                                   expression.xreplace({param.symbol: 1 - param.symbol})))
+    return variants
+
+
 def _same_value(derivation, a, b, points) -> bool:
     for point in points:
         left = evaluate(derivation, a, point, digits=30)
@@ -73,4 +96,11 @@ def mutants(derivation, output: str | None = None, seed: int = 1) -> tuple[list[
             continue
         seen.add(key)
         (equivalent if _same_value(derivation, variant.expression, closed, points) else wrong).append(variant)
+    if len(wrong) < MIN_WRONG:
+        for variant in _product_variants(closed, derivation.params):
+            key = sp.srepr(variant.expression)
+            if key in seen:
+                continue
+            seen.add(key)
+            (equivalent if _same_value(derivation, variant.expression, closed, points) else wrong).append(variant)
     return wrong, equivalent

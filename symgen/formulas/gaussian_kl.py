@@ -86,11 +86,11 @@ def kl_normal(loc_p, scale_p, loc_q, scale_q, *, validate=True):
         scale_p=(scale_p, "positive"),
         loc_q=(loc_q, "real"),
         scale_q=(scale_q, "positive"))
-    _t0 = scale_q**(-2.0)
+    _t0 = 1/(scale_q**2)
     _t1 = (0.5)*_t0
     _t2 = scale_p - scale_q
     _t3 = _t0*(scale_p + scale_q)
-    return _t1*(loc_p - loc_q)**2 + numpy.where(numpy.less_equal(_t3*abs(_t2), 0.5), -0.5*stable.log1pmx(_t2*_t3), _t1*scale_p**2 + numpy.log(scale_q/scale_p) - 0.5)
+    return _t1*(loc_p - loc_q)**2 + stable.refine(_t1*scale_p**2 + numpy.log(scale_q/scale_p) - 0.5, numpy.less(_t3*abs(_t2), 0.1), lambda _t2, _t3: -0.5*stable.log1pmx(_t2*_t3), _t2, _t3)
 
 
 def kl_std_normal(loc, logvar, *, validate=True):
