@@ -240,6 +240,7 @@ def _simplifies_to_zero(difference) -> str | None:
     """Try increasingly expensive simplifications; return the one that reached 0."""
     attempts = [
         ("expand", lambda e: sp.expand(e)),
+        ("cancel", lambda e: sp.cancel(sp.together(sp.expand(e)))),
         ("simplify", sp.simplify),
         ("expand_log + simplify", lambda e: sp.simplify(sp.expand_log(sp.expand(e)))),
         ("cancel", lambda e: sp.cancel(sp.expand_log(sp.expand(e)))),
@@ -283,7 +284,13 @@ def _explicit_substitution(derivation: Derivation, size: int) -> dict:
     substitution = {dimension: size for dimension in derivation.dimensions}
     for param in derivation.params:
         if param.domain.shape_kind != "scalar":
-            substitution[param.symbol] = param.domain.explicit(param.name, size)
+            explicit = param.domain.explicit(param.name, size)
+            substitution[param.symbol] = explicit
+            if param.domain.shape_kind == "matrix":
+                # adj(M)/det(M) without simplification: SymPy's default inverse
+                # simplifies as it eliminates and takes tens of seconds at d = 3.
+                substitution[sp.Inverse(param.symbol)] = sp.ImmutableMatrix(
+                    explicit.adjugate(method="berkowitz") / explicit.det(method="berkowitz"))
     return substitution
 
 

@@ -176,8 +176,8 @@ class MvnExpectation(sp.Expr):
 
 
 @functools.lru_cache(maxsize=4)
-def _gauss_hermite(dps, points=12):
-    """Nodes and weights of the probabilists' Gauss-Hermite rule (exact to degree 23)."""
+def _gauss_hermite(dps, points=6):
+    """Nodes and weights of the probabilists' Gauss-Hermite rule (exact to degree 11)."""
     with mpmath.workdps(dps):
         hermite = lambda z: mpmath.hermite(points, z / mpmath.sqrt(2))  # noqa: E731
         roots = mpmath.polyroots(mpmath.taylor(hermite, 0, points)[::-1], maxsteps=200, extraprec=4 * dps)
