@@ -45,6 +45,7 @@ kl_normal = Derivation(
     # Near-equal distributions are where textbook formulas cancel to 0 or noise.
     near=[(scale_q, scale_p), (loc_q, loc_p)],
     returns="KL(p || q) >= 0, broadcast over the arguments",
+    sections=(3,),
 )
 
 log_ratio = log_normal_pdf(x, loc_p, scale_p) - log_normal_pdf(x, loc_q, scale_q)
@@ -96,6 +97,26 @@ kl_normal.add_check(MeanCheck(sample_log_ratio, "E_p[log p(x) - log q(x)] by Mon
 kl_normal.add_check(IdentityCheck(quadrature_kl, "the same integral by adaptive quadrature",
                                   rtol=1e-9, atol=1e-13))
 
+
+
+def draw_near_equal_scales(axes):
+    """KL(N(0, r^2) || N(0, 1)) for r near 1: symgen against the textbook formula."""
+    import numpy as np
+
+    from symgen.formulas import kl_normal as kl_normal_function
+
+    offsets = np.logspace(-10, -1, 200)
+    ratio = 1 + offsets
+    textbook = np.log(1 / ratio) + ratio**2 / 2 - 0.5
+    axes.loglog(offsets, kl_normal_function(0.0, ratio, 0.0, 1.0), label="symgen kl_normal")
+    axes.loglog(offsets, np.abs(textbook) + 1e-300, ".", markersize=3, label="textbook formula (|value|)")
+    axes.set_xlabel("scale_p / scale_q - 1")
+    axes.set_ylabel("KL (nats)")
+    axes.legend()
+
+
+kl_normal.add_plot("Near-equal scales: where the textbook formula cancels", draw_near_equal_scales)
+
 # --- the VAE's KL to the standard normal ---------------------------------------------
 
 loc = sp.Symbol("loc", real=True)
@@ -112,6 +133,7 @@ kl_std_normal = Derivation(
         Param(logvar, Real(-20, 20), "log-variance of the encoder's Gaussian (log scale^2)"),
     ],
     returns="the KL divergence, elementwise; sum over latent dimensions for the ELBO term",
+    sections=(2, 3),
 )
 scale = sp.exp(logvar / 2)
 chain = kl_std_normal.define(
@@ -165,6 +187,7 @@ kl_mvn = Derivation(
     dimensions={d: (1, 4)},
     implementation="symgen.numerics.gaussian:kl_mvn",
     returns="KL(p || q) >= 0, with the broadcast batch shape of the arguments",
+    sections=(3,),
 )
 
 

@@ -101,7 +101,8 @@ def command_check(arguments) -> int:
 def command_build(arguments) -> int:
     from symgen.engine import codegen
 
-    stale = codegen.build(check=arguments.check)
+    stale = codegen.build(check=arguments.check, docs=not arguments.no_docs,
+                          progress=None if arguments.check else _progress)
     if arguments.check:
         if stale:
             print("stale generated files (run `symgen build`):\n  " + "\n  ".join(stale))
@@ -109,6 +110,35 @@ def command_build(arguments) -> int:
         print("generated files are current")
         return 0
     print("\n".join(f"wrote {path}" for path in stale) or "generated files were already current")
+    return 0
+
+
+def command_export(arguments) -> int:
+    api, _ = _engine()
+    from symgen.engine.export import export
+
+    try:
+        print(export(api.derivation(arguments.name), arguments.backend), end="")
+    except ValueError as error:
+        print(f"symgen export: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def command_notebook(arguments) -> int:
+    api, catalogue = _engine()
+    from symgen.engine.notebook import write_notebook
+
+    known = catalogue.catalogue()
+    selected = [api.derivation(name) for name in arguments.names] if arguments.names else \
+        [known[name] for name in sorted(known)]
+    try:
+        path = write_notebook(selected, arguments.output, execute=not arguments.no_execute)
+    except ImportError as error:
+        print(f"symgen notebook needs the notebook extra (pip install 'symgen[notebook,plot]'): {error}",
+              file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
     return 0
 
 
@@ -143,8 +173,21 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true")
     check.set_defaults(run=command_check)
 
+    export = commands.add_parser("export", help="a closed form as source for numpy, torch or jax")
+    export.add_argument("name")
+    export.add_argument("--backend", choices=("numpy", "torch", "jax"), default="numpy")
+    export.set_defaults(run=command_export)
+
+    notebook = commands.add_parser("notebook", help="the theory notebook's sections, derived and executed")
+    notebook.add_argument("names", nargs="*", metavar="NAME")
+    notebook.add_argument("-o", "--output", default="symgen.ipynb")
+    notebook.add_argument("--no-execute", action="store_true", help="write the cells without running them")
+    notebook.set_defaults(run=command_notebook)
+
     build = commands.add_parser("build", help="regenerate symgen/formulas/ from the derivations")
     build.add_argument("--check", action="store_true", help="only compare; exit 1 if stale")
+    build.add_argument("--no-docs", action="store_true",
+                       help="only the formulas, not docs/ (whose pages run the verification)")
     build.set_defaults(run=command_build)
     return top
 

@@ -207,12 +207,17 @@ def source_root() -> Path:
     return Path(__file__).resolve().parent.parent.parent
 
 
-def build(root: Path | None = None, check: bool = False) -> list[str]:
-    """Write the generated files (or, with ``check``, only compare); return the stale ones."""
+def build(root: Path | None = None, check: bool = False, docs: bool = True, progress=None) -> list[str]:
+    """Write the generated files (or, with ``check``, only compare); return the stale ones.
+
+    The generated files are ``symgen/formulas/`` and, in a checkout, ``docs/`` (pages
+    whose measured part is rewritten only when its inputs changed, since that runs the
+    derivation's verification)."""
     root = Path(root) if root else source_root()
     catalogue = root / "derivations"
+    paths = [catalogue] if catalogue.is_dir() else None
     stale = []
-    wanted = generated_files([catalogue] if catalogue.is_dir() else None)
+    wanted = generated_files(paths)
     for relative, contents in wanted.items():
         target = root / relative
         current = target.read_text() if target.exists() else None
@@ -228,4 +233,49 @@ def build(root: Path | None = None, check: bool = False) -> list[str]:
             stale.append(relative)
             if not check:
                 existing.unlink()
+    # docs/ is generated in a checkout that has one (a fresh clone does: it is committed).
+    if docs and paths and (root / "docs").is_dir():
+        if stale and not check:
+            _reload_formulas()
+        stale += _build_docs(root, paths, wanted, check, progress or (lambda message: None))
+    return stale
+
+
+def _reload_formulas() -> None:
+    """Pick up formulas rewritten by this build before the docs verify them."""
+    import importlib
+    import sys
+
+    importlib.invalidate_caches()
+    for name in sorted(n for n in sys.modules if n.startswith("symgen.formulas.")):
+        try:
+            importlib.reload(sys.modules[name])
+        except ModuleNotFoundError:  # a topic this build removed
+            del sys.modules[name]
+    if "symgen.formulas" in sys.modules:
+        importlib.reload(sys.modules["symgen.formulas"])
+
+
+def _build_docs(root: Path, paths, wanted: dict, check: bool, progress) -> list[str]:
+    from . import docs
+
+    found_list = sorted(collect(paths).values(), key=lambda f: f.name)
+    sources = {found.name: _function_source(found) for found in found_list}
+    generated = {found.name: wanted[f"symgen/formulas/{topic_of(found)}.py"] for found in found_list}
+    stale = []
+    index = root / "docs" / "README.md"
+    contents = docs.index_page(found_list)
+    if not index.exists() or index.read_text() != contents:
+        stale.append("docs/README.md")
+        if not check:
+            index.parent.mkdir(parents=True, exist_ok=True)
+            index.write_text(contents)
+    pages = docs.stale_pages(found_list, sources, generated, root)
+    stale += pages
+    if not check:
+        by_path = {f"docs/{found.name}.md": found for found in found_list}
+        for number, relative in enumerate(pages, 1):
+            progress(f"[{number}/{len(pages)}] {relative}: verifying and drawing")
+            found = by_path[relative]
+            docs.write_page(found, sources[found.name], generated[found.name], root)
     return stale

@@ -125,7 +125,8 @@ class Derivation:
     def __init__(self, name: str, *, title: str, kind: str, params: list[Param],
                  references: list[str], summary: str = "", near: list[tuple] = (),
                  dimensions: dict | None = None, explicit_dimensions=(1, 2, 3),
-                 implementation: str | None = None, returns: str = "", requires=()):
+                 implementation: str | None = None, returns: str = "", requires=(),
+                 sections=()):
         if kind not in KINDS:
             raise ValueError(f"derivation {name!r}: kind must be one of {KINDS}, got {kind!r}")
         self.name = name
@@ -143,8 +144,11 @@ class Derivation:
         self.explicit_dimensions = tuple(explicit_dimensions)
         self.implementation = implementation
         self.returns = returns
+        # The theory notebook's sections this derivation makes real (for the notebook).
+        self.sections = tuple(sections)
         self.outputs: dict[str, Output] = {}
         self.checks: list = []
+        self.plots: list = []
         self.module = None          # set by the catalogue: the module that defined it
         self._proved = False
 
@@ -164,6 +168,11 @@ class Derivation:
     def add_check(self, check) -> None:
         check.derivation = self
         self.checks.append(check)
+
+    def add_plot(self, title: str, draw: Callable) -> None:
+        """A figure for the docs and the notebook: ``draw(axes)`` draws on matplotlib axes
+        (theory against samples, say), with its own fixed seed so it is reproducible."""
+        self.plots.append((title, draw))
 
     # --- queries ------------------------------------------------------------------
 
@@ -247,7 +256,9 @@ def _simplifies_to_zero(difference) -> str | None:
         ("expand_log(force) + simplify", lambda e: sp.simplify(sp.expand_log(e, force=True))),
     ]
     for name, attempt in attempts:
-        if attempt(difference) == 0:
+        result = attempt(difference)
+        # A vector-valued output (a score) reaches a zero matrix rather than 0.
+        if result == 0 or (isinstance(result, sp.MatrixBase) and result.is_zero_matrix):
             return name
     return None
 

@@ -1,0 +1,62 @@
+"""Teaching output: show in three formats, the docs pages, the executed notebook."""
+import pytest
+
+import symgen
+from symgen.engine import docs, render
+from symgen.engine.codegen import _function_source
+
+
+@pytest.mark.parametrize("form", ["text", "latex", "markdown"])
+def test_show_formats_carry_steps_reasons_and_references(form):
+    found = symgen.derivation("kl_normal")
+    shown = render.FORMATS[form](found)
+    for step in found.output().steps:
+        assert step.reason.split(":")[0].replace("_", r"\_")[:20] in shown.replace("_", r"\_")
+    if form != "latex":
+        assert "Kingma & Welling" in shown
+        assert "kl_normal(loc_p, scale_p, loc_q, scale_q" in shown
+
+
+def test_docs_static_page_has_latex_and_code():
+    found = symgen.derivation("kl_std_normal")
+    page = docs.static_page(found, _function_source(found))
+    assert page.count("$$") >= 2 * len(found.output().steps)
+    assert "def kl_std_normal(loc, logvar, *, validate=True):" in page
+
+
+def test_docs_index_explains_every_kind_in_the_catalogue():
+    derivations = [symgen.derivation(name) for name in symgen.derivations()]
+    index = docs.index_page(derivations)
+    for found in derivations:
+        assert f"[`{found.name}`]({found.name}.md)" in index
+        assert f"## {found.kind}" in index
+    assert "number of generation steps" in index
+
+
+def test_figures_are_reproducible(tmp_path):
+    pytest.importorskip("matplotlib")
+    with_plots = [symgen.derivation(n) for n in symgen.derivations() if symgen.derivation(n).plots]
+    if not with_plots:
+        pytest.skip("no derivation declares a figure")
+    found = with_plots[0]
+    first = [(tmp_path / p).read_text() for p in docs.draw_figures(found, tmp_path)]
+    second = [(tmp_path / p).read_text() for p in docs.draw_figures(found, tmp_path)]
+    assert first == second and all("<svg" in text for text in first)
+
+
+def test_notebook_is_built_and_executed(tmp_path):
+    pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    pytest.importorskip("matplotlib")
+    import nbformat
+
+    from symgen.engine.notebook import SECTIONS, write_notebook
+
+    names = ["kl_std_normal"] + [n for n in symgen.derivations() if symgen.derivation(n).plots][:1]
+    path = write_notebook([symgen.derivation(n) for n in names], tmp_path / "theory.ipynb")
+    notebook = nbformat.read(path, as_version=4)
+    headings = [cell.source for cell in notebook.cells if cell.cell_type == "markdown"]
+    assert all(any(h.startswith(f"## {number}. ") for h in headings) for number in SECTIONS)
+    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+    assert outputs and not [o for o in outputs if o.output_type == "error"]
+    assert any("max relative error" in o.get("text", "") for o in outputs)
