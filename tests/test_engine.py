@@ -2,7 +2,6 @@
 multi-output derivations, distribution checks, and the formula checker."""
 import textwrap
 
-import numpy as np
 import pytest
 import sympy as sp
 

@@ -1,7 +1,6 @@
 """The Gaussian KL family: proofs, empirical checks, accuracy, dtypes, errors."""
 import math
 
-import mpmath
 import numpy as np
 import pytest
 from hypothesis import given, settings

@@ -1,7 +1,6 @@
 """The engine's public functions: ``derivation``, ``derivations``, ``check``, ``verify``."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -9,8 +8,7 @@ import numpy as np
 import sympy as sp
 
 from . import catalogue as _catalogue
-from .runner import (DEFAULT_EXAMPLES, CheckReport, expression_values, formula_function,
-                     formula_values, run_check)
+from .runner import (DEFAULT_EXAMPLES, CheckReport, expression_values, formula_values, run_check)
 
 
 def derivations(paths=None) -> list[str]:

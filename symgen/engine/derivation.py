@@ -17,13 +17,12 @@ Every step is an equality with a reason. :func:`prove_step` proves it twice:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import sympy as sp
 
-from . import domains as _domains
 from .symbolic import GaussianExpectation, MvnExpectation, rewrite_textbook
 
 KINDS = ("likelihood", "elbo", "divergence", "adversarial", "denoising/score", "metric", "identity")
@@ -97,12 +96,6 @@ class Chain:
         """Equate the current expression with ``new`` (or ``new(current)``), for ``reason``."""
         expression = new(self.current) if callable(new) else sp.sympify(new)
         self._output.steps.append(Step(expression, reason))
-        return self
-
-    def closed_form(self, reason: str = "the closed form") -> "Chain":
-        """Mark the current expression as the closed form (a last simplification step)."""
-        if self._output.steps[-1].reason != reason:
-            self._output.steps[-1].reason += f"; {reason}" if len(self._output.steps) > 1 else ""
         return self
 
     def stable(self, expression: sp.Basic, reason: str) -> "Chain":

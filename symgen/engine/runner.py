@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import importlib
 import math
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
