@@ -66,14 +66,14 @@ chain.step(
 ratio_minus_one = (scale_p - scale_q) * (scale_p + scale_q) / scale_q**2
 chain.stable(
     sp.Piecewise(
-        (-log1pmx(ratio_minus_one) / 2, sp.Abs(ratio_minus_one) < sp.Rational(1, 10)),
-        (sp.log(scale_q / scale_p) + (scale_p / scale_q) ** 2 / 2 - sp.Rational(1, 2), True))
-    + ((loc_p - loc_q) / scale_q) ** 2 / 2,
-    "split off the mean term (>= 0). For scale_p/scale_q near 1, with u = scale_p^2/scale_q^2 - 1 "
-    "formed as (scale_p - scale_q)(scale_p + scale_q)/scale_q^2 (an exact subtraction), "
-    "log(scale_q/scale_p) = -log(1 + u)/2, and log1pmx(u) = log(1 + u) - u has no cancellation. "
-    "For |u| >= 1/10 the textbook terms cancel by at most a factor ~400 (a few 1e-14 relative), "
-    "while 1 + u would lose digits when u is near -1, so the textbook form is kept there")
+        (-log1pmx(ratio_minus_one) / 2 + ((loc_p - loc_q) / scale_q) ** 2 / 2,
+         sp.Abs(scale_p - scale_q) < scale_q / 20),
+        (chain.current, True)),
+    "for scale_p within 5% of scale_q, split off the mean term (>= 0) and, with u = "
+    "scale_p^2/scale_q^2 - 1 formed as (scale_p - scale_q)(scale_p + scale_q)/scale_q^2 (an exact "
+    "subtraction), write log(scale_q/scale_p) = -log(1 + u)/2: log1pmx(u) = log(1 + u) - u has no "
+    "cancellation. Elsewhere (|u| > 0.0975) the textbook terms cancel by at most a factor ~400 "
+    "(a few 1e-14 relative), so the textbook form, the cheapest, is kept")
 
 
 def sample_log_ratio(rng, n, loc_p, scale_p, loc_q, scale_q):

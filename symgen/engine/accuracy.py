@@ -49,7 +49,9 @@ def relative_error(value, reference) -> float:
         scale = max([abs(r) for r in reference] + [UNDERFLOW])
         worst = max(abs(v - r) for v, r in zip(entries, reference))
         return float(worst / scale)
-    value = mpmath.mpf(float(value))
+    # A vector output of length 1 (d = 1) against its scalar reference.
+    value = mpmath.mpf(float(np.asarray(value, dtype=np.float64).reshape(-1)[0])
+                       if np.size(value) == 1 else float(value))
     return float(abs(value - reference) / max(abs(reference), UNDERFLOW))
 
 

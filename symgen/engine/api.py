@@ -50,6 +50,8 @@ class Counterexample:
 
     def __str__(self):
         point = ", ".join(f"{k}={_short(v)}" for k, v in self.point.items())
+        if not np.all(np.isfinite(np.asarray(self.candidate, dtype=float))):
+            return f"at {point}: the candidate has no finite real value ({self.detail or self.candidate})"
         spread = f" +- {self.standard_error:.3g}" if self.standard_error else ""
         return (f"at {point}: {self.check} gives {self.estimate:.6g}{spread}, "
                 f"the candidate gives {self.candidate:.6g}")
@@ -97,6 +99,8 @@ def parse_candidate(found, candidate) -> sp.Basic:
         names = dict(found.symbols())
         if found.is_matrix:
             names.update(MATRIX_FUNCTIONS)
+        # Functions a derivation's own vocabulary adds (a matrix square root, say).
+        names.update(getattr(found, "candidate_functions", {}))
         try:
             expression = sp.sympify(candidate, locals=names)
         except (sp.SympifyError, TypeError, SyntaxError) as error:

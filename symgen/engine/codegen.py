@@ -61,10 +61,13 @@ class FormulaPrinter(NumPyPrinter):
         if condition != sp.true:
             raise ValueError("a printed Piecewise needs a final (value, True) branch")
         printed = self._print(otherwise)
+        fresh = not otherwise.is_Atom   # a computed array, never a caller's argument
         for value, condition in reversed(branches):
             arguments = ", ".join(sorted(str(s) for s in value.free_symbols))
+            in_place = ", in_place=True" if fresh else ""
             printed = (f"stable.refine({printed}, {self._print(condition)}, "
-                       f"lambda {arguments}: {self._print(value)}, {arguments})")
+                       f"lambda {arguments}: {self._print(value)}, {arguments}{in_place})")
+            fresh = True
         return printed
 
 
@@ -233,12 +236,37 @@ def build(root: Path | None = None, check: bool = False, docs: bool = True, prog
             stale.append(relative)
             if not check:
                 existing.unlink()
+    readme = root / "README.md"
+    if paths and readme.exists():
+        current = readme.read_text()
+        updated = with_catalogue_table(current, collect(paths).values())
+        if updated != current:
+            stale.append("README.md")
+            if not check:
+                readme.write_text(updated)
     # docs/ is generated in a checkout that has one (a fresh clone does: it is committed).
     if docs and paths and (root / "docs").is_dir():
         if stale and not check:
             _reload_formulas()
         stale += _build_docs(root, paths, wanted, check, progress or (lambda message: None))
     return stale
+
+
+CATALOGUE_START, CATALOGUE_END = "<!-- catalogue:start -->", "<!-- catalogue:end -->"
+
+
+def with_catalogue_table(readme: str, derivations) -> str:
+    """The README with the table between its catalogue markers regenerated."""
+    if CATALOGUE_START not in readme or CATALOGUE_END not in readme:
+        return readme
+    rows = ["| function | kind | what |", "|---|---|---|"]
+    for found in sorted(derivations, key=lambda f: (topic_of(f), f.name)):
+        outputs = f" -> ({', '.join(found.outputs)})" if len(found.outputs) > 1 else ""
+        title = found.title.replace("|", r"\|")   # a bar would end the table cell
+        rows.append(f"| `{found.name}({', '.join(found.param_names)})`{outputs} | {found.kind} | {title} |")
+    before, _, rest = readme.partition(CATALOGUE_START)
+    _, _, after = rest.partition(CATALOGUE_END)
+    return f"{before}{CATALOGUE_START}\n" + "\n".join(rows) + f"\n{CATALOGUE_END}{after}"
 
 
 def _reload_formulas() -> None:

@@ -18,7 +18,7 @@ import sympy as sp
 
 from .render import _output_label, _signature
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 MEASURED_MARKER = "## Verification"
 STAMP_PREFIX = "<!-- symgen-inputs: "
 
@@ -50,6 +50,11 @@ KIND_NOTES = {
 }
 
 
+def cell(text: str) -> str:
+    """Text for a Markdown table cell: a bar would end the cell."""
+    return text.replace("|", r"\|")
+
+
 def inputs_stamp(found, generated_code: str) -> str:
     source = Path(found.source).read_text()
     digest = hashlib.sha256("\n".join([GENERATOR_VERSION, source, generated_code]).encode()).hexdigest()
@@ -61,7 +66,7 @@ def static_page(found, function_source: str) -> str:
              f"# `{found.name}`: {found.title}", "", found.summary, "",
              f"Objective kind: **{found.kind}**. Function: `symgen.{_signature(found)}`.", "",
              "| parameter | domain | meaning |", "|---|---|---|"]
-    lines += [f"| `{p.name}` | {p.domain.describe()} | {p.doc} |" for p in found.params]
+    lines += [f"| `{p.name}` | {cell(p.domain.describe())} | {cell(p.doc)} |" for p in found.params]
     for name, output in found.outputs.items():
         lines += ["", f"## Derivation of `{_output_label(found, name)}`", ""]
         for index, step in enumerate(output.steps):
@@ -83,7 +88,8 @@ def measured_part(found, stamp: str, figures: list[str]) -> str:
              "`symgen verify " + found.name + "` (derandomized, so this table is reproducible):", "",
              "| check | kind | result | verdict |", "|---|---|---|---|"]
     for row in report.rows:
-        lines.append(f"| {row.check} | {row.kind} | {row.summary} | {'ok' if row.passed else '**FAILED**'} |")
+        verdict = "ok" if row.passed else "**FAILED**"
+        lines.append(f"| {cell(row.check)} | {row.kind} | {cell(row.summary)} | {verdict} |")
     if found.checks:
         lines += ["", "Each statistical check has false-alarm probability at most 1e-6 "
                       "(batch-means t statistics at 1e-9 per evaluation, at most 1000 evaluations)."]

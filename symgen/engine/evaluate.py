@@ -46,7 +46,11 @@ def _evaluate_matrix(derivation, expression, point: dict, digits: int):
             matrix.shape[0], matrix.shape[1], [sp.Float(float(v), digits) for v in matrix.flat])
     for dimension in derivation.dimensions:
         substitution[dimension] = size
-    value = sp.N(expression.xreplace(substitution).doit(), digits)
+    evaluated = expression.xreplace(substitution).doit()
+    if isinstance(evaluated, sp.MatrixExpr) and not isinstance(evaluated, sp.MatrixBase):
+        # A sum with a constant vector (OneMatrix, in a mutant) stays a MatAdd until made explicit.
+        evaluated = evaluated.as_explicit()
+    value = sp.N(evaluated, digits)
     with mpmath.workdps(digits):
         if isinstance(value, sp.MatrixBase):
             if value.shape != (1, 1):   # a vector- or matrix-valued output: its entries, flat

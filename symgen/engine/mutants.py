@@ -25,13 +25,15 @@ class Mutant:
 
 
 def _variants(expression, params) -> list[Mutant]:
+    # A vector-valued closed form (a score, -cov^-1 (x - loc)) is shifted by a vector of ones.
+    one = sp.OneMatrix(*expression.shape) if getattr(expression, "is_Matrix", False) else sp.S.One
     variants = [
         Mutant("1% too large", sp.Float("1.01") * expression),
         Mutant("1% too small", sp.Float("0.99") * expression),
         Mutant("factor 2", 2 * expression),
         Mutant("factor 1/2", expression / 2),
-        Mutant("constant +1", expression + 1),
-        Mutant("constant -1/2", expression - sp.Rational(1, 2)),
+        Mutant("constant +1", expression + one),
+        Mutant("constant -1/2", expression - one / 2),
         Mutant("sign", -expression),
     ]
     terms = sp.Add.make_args(expression)
@@ -59,6 +61,17 @@ MIN_WRONG = 10
 
 def _product_variants(expression, params) -> list[Mutant]:
     variants = []
+    if isinstance(expression, sp.MatMul):
+        # Matrix products: drop a factor where the shapes allow, or forget an inverse.
+        for index, factor in enumerate(expression.args):
+            rest = expression.args[:index] + expression.args[index + 1:]
+            if not factor.is_number and rest and factor.shape[0] == factor.shape[1]:
+                variants.append(Mutant(f"dropped factor {factor}", sp.MatMul(*rest).doit()))
+        for inverse in sorted(expression.atoms(sp.Inverse), key=sp.default_sort_key):
+            variants.append(Mutant(f"{inverse.arg} for its inverse", expression.xreplace({inverse: inverse.arg})))
+            # Equal to the closed form when the matrix is symmetric (a covariance): verified.
+            variants.append(Mutant(f"{inverse} transposed", expression.xreplace({inverse: inverse.T})))
+        return variants
     factors = sp.Mul.make_args(expression)
     if len(factors) > 1:
         for factor in factors:

@@ -11,6 +11,7 @@ import importlib
 import math
 from dataclasses import dataclass
 
+import mpmath
 import numpy as np
 
 from .checks import MAX_EVALUATIONS, Outcome
@@ -149,7 +150,7 @@ def formula_function(derivation):
     from .catalogue import builtin_directory
     from .codegen import module_source
 
-    if derivation.source.parent == builtin_directory():
+    if derivation.source.parent == builtin_directory() and not derivation.source.name.startswith("_"):
         return getattr(importlib.import_module("symgen.formulas"), derivation.name)
     namespace: dict = {"__name__": f"symgen_generated_{derivation.name}"}
     exec(compile(module_source(derivation.source.stem, [derivation]), f"<generated {derivation.name}>",
@@ -196,7 +197,9 @@ def numpy_function(derivation, expression):
 
 def _as_float(value):
     if isinstance(value, list):   # a vector-valued output
-        return np.array([float(entry) for entry in value])
+        return np.array([_as_float(entry) for entry in value])
+    if isinstance(value, mpmath.mpc):
+        raise ValueError(f"the value is complex ({mpmath.nstr(value, 6)}), not real")
     return float(value)
 
 

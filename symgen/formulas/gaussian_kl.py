@@ -87,10 +87,9 @@ def kl_normal(loc_p, scale_p, loc_q, scale_q, *, validate=True):
         loc_q=(loc_q, "real"),
         scale_q=(scale_q, "positive"))
     _t0 = 1/(scale_q**2)
-    _t1 = (0.5)*_t0
+    _t1 = (loc_p - loc_q)**2
     _t2 = scale_p - scale_q
-    _t3 = _t0*(scale_p + scale_q)
-    return _t1*(loc_p - loc_q)**2 + stable.refine(_t1*scale_p**2 + numpy.log(scale_q/scale_p) - 0.5, numpy.less(_t3*abs(_t2), 0.1), lambda _t2, _t3: -0.5*stable.log1pmx(_t2*_t3), _t2, _t3)
+    return stable.refine((0.5)*_t0*(_t1 + scale_p**2) + numpy.log(scale_q/scale_p) - 0.5, numpy.greater(scale_q, 20*abs(_t2)), lambda _t0, _t1, _t2, scale_p, scale_q: (0.5)*_t0*_t1 - 0.5*stable.log1pmx(_t0*_t2*(scale_p + scale_q)), _t0, _t1, _t2, scale_p, scale_q, in_place=True)
 
 
 def kl_std_normal(loc, logvar, *, validate=True):

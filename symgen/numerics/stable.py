@@ -36,18 +36,24 @@ for _k in range(1, 2 + _EXPM1MX_TERMS):
     _INVERSE_FACTORIALS.append(_INVERSE_FACTORIALS[-1] / _k)
 
 
-def refine(default, mask, function, *arguments):
+def refine(default, mask, function, *arguments, in_place=False):
     """``default`` with the entries where ``mask`` holds replaced by ``function`` applied
     to those entries of ``arguments``: the accurate branch is paid for only where needed.
 
     The entries are found once (``flatnonzero``), so the cost beyond one scan of the
     mask is proportional to the number of entries refined, not to the array size.
+    ``in_place`` lets ``default`` be overwritten when it is an array of its own (the
+    generated code says so only when ``default`` is a freshly computed expression,
+    never an argument).
     """
     mask = np.asarray(mask)
     if not mask.any():
         return default
     shape = np.broadcast_shapes(np.shape(default), mask.shape, *(np.shape(a) for a in arguments))
-    result = np.array(np.broadcast_to(default, shape))
+    if in_place and isinstance(default, np.ndarray) and default.shape == shape and default.flags.owndata:
+        result = default      # a temporary of the generated code: no copy needed
+    else:
+        result = np.array(np.broadcast_to(default, shape))
     index = np.flatnonzero(np.broadcast_to(mask, shape))
     subset = [_entries(argument, shape, index) for argument in arguments]
     result.reshape(-1)[index] = function(*subset)

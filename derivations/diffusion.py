@@ -1,0 +1,559 @@
+"""Diffusion models: the forward (noising) chain, its marginal and its posterior.
+
+The forward process adds Gaussian noise in T steps (Ho et al. 2020, "Denoising
+Diffusion Probabilistic Models", Eq. 2),
+
+    q(x_s | x_{s-1}) = N(sqrt(1 - beta_s) x_{s-1}, beta_s),   alpha_bar_t = prod_{s<=t} (1 - beta_s).
+
+Composing the Gaussian steps gives the marginal q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0,
+1 - alpha_bar_t) (Ho et al. 2020, Eq. 4), so x_t = sqrt(alpha_bar) x_0 + sqrt(1 - alpha_bar) eps
+is one draw of it (theory notebook, section 7: the diffusion noising step). Bayes' rule
+then gives the posterior of one step back, q(x_{t-1} | x_t, x_0) = N(mu_tilde, beta_tilde)
+(Ho et al. 2020, Eqs. 6-7), the target of every reverse step.
+
+A network predicts eps (or x_0, or v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x_0);
+the reparameterised sample converts one into the others. For Gaussian data the best
+possible noise prediction E[eps | x_t] and its mean squared
+error, the least value of the denoising loss at each noise level (theory notebook,
+sections 8 and 12), are closed forms too; and in continuous time the forward process is
+the variance-preserving SDE, whose marginal follows from its moment equations.
+
+Everything here is per coordinate: the forward process is isotropic, so a vector x_0
+is handled by broadcasting.
+"""
+import functools
+import math
+
+import mpmath
+import numpy as np
+import sympy as sp
+from scipy import integrate, stats
+from sympy.codegen.cfunctions import expm1
+
+from symgen.engine import (Derivation, DerivationError, DistributionCheck, IdentityCheck, Interval, MeanCheck,
+                           Param, Positive, Real)
+from symgen.engine.conditional import ConditionalCheck
+from symgen.engine.symbolic import log_normal_pdf
+
+DDPM = "Ho, Jain & Abbeel (2020), Denoising Diffusion Probabilistic Models"
+
+x0 = sp.Symbol("x0", real=True)
+xt = sp.Symbol("xt", real=True)
+alpha_bar = sp.Symbol("alpha_bar", positive=True)
+alpha_bar_t = sp.Symbol("alpha_bar_t", positive=True)
+alpha_bar_prev = sp.Symbol("alpha_bar_prev", positive=True)
+u = sp.Symbol("u", real=True)                    # argument of a cumulant generating function
+x_prev = sp.Symbol("x_prev", real=True)          # x_{t-1}, integrated out / solved for
+
+# alpha_bar in (0, 1]. Draws stop 1e-12 short of 1: at alpha_bar = 1 the law is a point
+# mass, which no sample-based test can take (the tests cover alpha_bar = 1 directly).
+ALPHA_BAR = Interval(0.0, 1.0, high_closed=True, draw_high=1 - 1e-12)
+
+
+# --- the forward chain, composed --------------------------------------------------------
+
+
+class ForwardChainCGF(sp.Expr):
+    """K(u) = log E[exp(u x_t) | x_0] under the forward chain with prod(1 - beta_s) = alpha_bar.
+
+    Kept unevaluated in the derivation's first step. ``doit`` evaluates it in two
+    independent ways:
+
+    * symbolically, by induction over the steps: SymPy proves that one forward step
+      maps the Gaussian CGF of N(sqrt(a) x_0, 1 - a) to that of
+      N(sqrt(a (1 - beta)) x_0, 1 - a (1 - beta)) (the induction step) and that the
+      first step from x_0 has that form with a = 1 - beta_1 (the base case); the
+      result is the CGF at a = alpha_bar;
+    * numerically (numbers for x_0 and alpha_bar), by running the moment recursion
+      m <- sqrt(1 - beta) m, v <- (1 - beta) v + beta through a fixed uneven
+      schedule of ``STEPS`` steps whose product is alpha_bar, at 50 digits.
+    """
+
+    STEPS = (3, 1, 4, 1, 5)   # relative sizes of -log(1 - beta_s): an uneven schedule
+
+    def __new__(cls, variable, start, alpha):
+        return sp.Expr.__new__(cls, variable, sp.sympify(start), sp.sympify(alpha))
+
+    variable = property(lambda self: self.args[0])
+    start = property(lambda self: self.args[1])
+    alpha = property(lambda self: self.args[2])
+
+    @property
+    def free_symbols(self):
+        return self.start.free_symbols | self.alpha.free_symbols | {self.variable}
+
+    def doit(self, **hints):
+        if self.start.is_number and self.alpha.is_number:
+            return self._recursion()
+        prove_forward_induction()
+        return gaussian_cgf(self.variable, sp.sqrt(self.alpha) * self.start, 1 - self.alpha)
+
+    def _eval_derivative(self, symbol):
+        # Differentiating (as Subs(Derivative(...)).doit() does) evaluates first.
+        return self.doit().diff(symbol)
+
+    def _recursion(self):
+        with mpmath.workdps(60):
+            mean = mpmath.mpf(str(sp.Float(self.start, 60)))
+            log_alpha = mpmath.log(mpmath.mpf(str(sp.Float(self.alpha, 60))))
+            variance = mpmath.mpf(0)
+            for size in self.STEPS:
+                keep = mpmath.exp(log_alpha * size / sum(self.STEPS))     # 1 - beta_s
+                mean, variance = mpmath.sqrt(keep) * mean, keep * variance + (1 - keep)
+            return gaussian_cgf(self.variable, sp.Float(mean, 55), sp.Float(variance, 55))
+
+    def _latex(self, printer):
+        return (rf"\log \mathbb{{E}}_q\left[e^{{{printer._print(self.variable)} x_t}} \,\middle|\, "
+                rf"x_0 = {printer._print(self.start)}\right]_{{\prod_s (1-\beta_s) = "
+                rf"{printer._print(self.alpha)}}}")
+
+    def _sympystr(self, printer):
+        return (f"log E[exp({printer._print(self.variable)} x_t) | x_0 = {printer._print(self.start)}; "
+                f"prod(1 - beta_s) = {printer._print(self.alpha)}]")
+
+
+def gaussian_cgf(variable, mean, variance):
+    """log E[exp(u X)] for X ~ N(mean, variance)."""
+    return mean * variable + variance * variable**2 / 2
+
+
+@functools.lru_cache(maxsize=1)
+def prove_forward_induction() -> str:
+    """Base case and induction step of q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, 1 - alpha_bar_t)."""
+    a, beta = sp.symbols("a beta", positive=True)
+    s = sp.Symbol("s", real=True)
+    # One forward step x_s = sqrt(1 - beta) x_{s-1} + sqrt(beta) eps, eps ~ N(0, 1) independent:
+    # K_s(u) = K_{s-1}(sqrt(1 - beta) u) + log E[exp(u sqrt(beta) eps)]; the noise term by
+    # integrating against the standard normal density.
+    noise = sp.log(sp.integrate(sp.exp(u * sp.sqrt(beta) * s) * sp.exp(-s**2 / 2) / sp.sqrt(2 * sp.pi),
+                                (s, -sp.oo, sp.oo)))
+    step = lambda previous: previous.subs(u, sp.sqrt(1 - beta) * u) + noise  # noqa: E731
+    base = step(u * x0)                                    # x_0 is fixed: K_0(u) = u x_0
+    induction = step(gaussian_cgf(u, sp.sqrt(a) * x0, 1 - a))
+    for name, derived, claimed in (
+            ("base case", base, gaussian_cgf(u, sp.sqrt(1 - beta) * x0, beta)),
+            ("induction step", induction,
+             gaussian_cgf(u, sp.sqrt(a * (1 - beta)) * x0, 1 - a * (1 - beta)))):
+        if sp.simplify(sp.expand_log(sp.expand(derived - claimed), force=True)) != 0:
+            raise DerivationError(f"forward chain: the {name} does not hold")
+    return "base case and induction step proved by SymPy"
+
+
+# --- q(x_t | x_0) ------------------------------------------------------------------------
+
+diffusion_marginal = Derivation(
+    "diffusion_marginal",
+    sections=(7,),
+    title="Marginal of the diffusion forward process, q(x_t | x_0)",
+    summary="Mean and variance of x_t given x_0 after noising to level alpha_bar "
+            "(x_t = sqrt(alpha_bar) x0 + sqrt(1 - alpha_bar) eps).",
+    kind="denoising/score",
+    references=[DDPM + ", Eq. 4 (and Eq. 2 for the forward steps)"],
+    params=[
+        Param(x0, Real(-10, 10), "the clean data value x_0"),
+        Param(alpha_bar, ALPHA_BAR, "cumulative signal level alpha_bar_t = prod_s (1 - beta_s)"),
+    ],
+)
+
+forward_cgf = ForwardChainCGF(u, x0, alpha_bar)
+closed_cgf = gaussian_cgf(u, sp.sqrt(alpha_bar) * x0, 1 - alpha_bar)
+COMPOSE = ("compose the Gaussian steps: K_s(u) = K_{s-1}(sqrt(1 - beta_s) u) + beta_s u^2/2; "
+           "by induction on s (base case and step proved by SymPy) K_t is the CGF of "
+           "N(sqrt(alpha_bar) x0, 1 - alpha_bar)")
+(diffusion_marginal
+ .define(sp.Subs(sp.Derivative(forward_cgf, u), u, 0),
+         "definition: E[x_t | x_0] = K'(0), K the cumulant generating function of x_t given x_0 "
+         "under the forward chain", output="mean", doc="E[x_t | x_0] = sqrt(alpha_bar) x0")
+ .step(sp.Subs(sp.Derivative(closed_cgf, u), u, 0), COMPOSE)
+ .step(sp.sqrt(alpha_bar) * x0, "differentiate at u = 0"))
+(diffusion_marginal
+ .define(sp.Subs(sp.Derivative(forward_cgf, (u, 2)), u, 0),
+         "definition: Var[x_t | x_0] = K''(0)", output="var",
+         doc="Var[x_t | x_0] = 1 - alpha_bar")
+ .step(sp.Subs(sp.Derivative(closed_cgf, (u, 2)), u, 0), COMPOSE)
+ .step(1 - alpha_bar, "differentiate twice (1 - alpha_bar is exact in floating point for "
+                      "alpha_bar >= 1/2, so no rewrite is needed near alpha_bar = 1)"))
+
+
+def forward_chain(rng, n, start, alpha, steps, antithetic=False):
+    """Run the forward chain from ``start`` for ``steps`` steps whose signal levels
+    multiply to ``alpha``, on a random (Dirichlet) split of -log(alpha) between steps.
+
+    With ``antithetic``, also run it on the negated noise and return both runs."""
+    log_keeps = rng.dirichlet(np.ones(steps)) * math.log(alpha) if alpha < 1 else np.zeros(steps)
+    x = np.full(n, float(start))
+    mirrored = x.copy()
+    for log_keep in log_keeps:
+        # 1 - beta_s = exp(log_keep); beta_s by expm1, exact even for tiny steps.
+        keep, noise_scale = math.exp(log_keep / 2), math.sqrt(-math.expm1(log_keep))
+        noise = noise_scale * rng.standard_normal(n)
+        x = keep * x + noise
+        if antithetic:
+            mirrored = keep * mirrored - noise
+    return (x, mirrored) if antithetic else x
+
+
+def run_forward_chain(rng, n, x0, alpha_bar):
+    return forward_chain(rng, n, x0, alpha_bar, steps=int(rng.integers(1, 5)))
+
+
+def antithetic_mean(rng, n, x0, alpha_bar):
+    # The chain is linear in its noise, so the average of a run and its mirror (noise
+    # negated, equal in law) is its noise-free part: an unbiased estimate of E[x_t | x_0]
+    # with no variance left, which refutes any wrong mean at once.
+    x, mirrored = forward_chain(rng, n, x0, alpha_bar, steps=int(rng.integers(1, 5)), antithetic=True)
+    return (x + mirrored) / 2
+
+
+def squared_noise(rng, n, x0, alpha_bar):
+    # Half the difference of a run and its mirror is its noise part, x_t - E[x_t | x_0],
+    # without estimating the mean: its square has expectation Var[x_t | x_0].
+    x, mirrored = forward_chain(rng, n, x0, alpha_bar, steps=int(rng.integers(1, 5)), antithetic=True)
+    return ((x - mirrored) / 2) ** 2
+
+
+diffusion_marginal.add_check(MeanCheck(
+    antithetic_mean, "E[x_t | x_0]: forward chain run step by step (1-4 steps, random schedule), "
+    "antithetic pairs", output="mean", samples=100_000, batches=100))
+# 10^6 draws of a chi-square(1) variable put the standard error at 0.14% of the variance,
+# so a 1% error stands 7 standard errors out.
+diffusion_marginal.add_check(MeanCheck(
+    squared_noise, "Var[x_t | x_0]: squared noise part of antithetic forward-chain runs",
+    output="var", samples=1_000_000, batches=400))
+# Goodness of fit of the whole law; fewer draws (the KS test costs most of the time): the
+# two checks above give the power on each moment.
+diffusion_marginal.add_check(DistributionCheck(
+    run_forward_chain,
+    lambda mean, var: stats.norm(mean, math.sqrt(var)),
+    "forward chain run step by step (1-4 steps, random schedule) vs N(mean, var): "
+    "KS, mean and variance",
+    outputs=("mean", "var"), samples=200_000))
+
+
+# --- q(x_{t-1} | x_t, x_0) ---------------------------------------------------------------
+
+diffusion_posterior = Derivation(
+    "diffusion_posterior",
+    sections=(7,),
+    title="Posterior of one diffusion step, q(x_{t-1} | x_t, x_0)",
+    summary="Mean and variance of x_{t-1} given x_t and x_0 (the DDPM reverse-step target), "
+            "for signal levels alpha_bar_t <= alpha_bar_prev.",
+    kind="denoising/score",
+    references=[DDPM + ", Eqs. 6-7"],
+    params=[
+        Param(x0, Real(-10, 10), "the clean data value x_0"),
+        Param(xt, Real(-10, 10), "the noisy value x_t"),
+        Param(alpha_bar_t, Interval(0.0, 1.0, draw_high=1 - 1e-12), "signal level alpha_bar_t at step t"),
+        Param(alpha_bar_prev, ALPHA_BAR, "signal level alpha_bar_{t-1} at step t - 1 (>= alpha_bar_t)"),
+    ],
+    # One step of a fine schedule: alpha_bar_prev barely above alpha_bar_t, where
+    # beta_t = 1 - alpha_bar_t / alpha_bar_prev cancels.
+    near=[(alpha_bar_prev, alpha_bar_t)],
+    requires=[(alpha_bar_prev >= alpha_bar_t,
+               "argument 'alpha_bar_prev' must be >= alpha_bar_t (noise only grows along the chain)")],
+)
+
+alpha_t = alpha_bar_t / alpha_bar_prev          # 1 - beta_t
+beta_t = 1 - alpha_t
+# Bayes' rule: log q(x_{t-1} | x_t, x_0) = log q(x_t | x_{t-1}) + log q(x_{t-1} | x_0) + const(x_{t-1}).
+log_joint = (log_normal_pdf(xt, sp.sqrt(alpha_t) * x_prev, sp.sqrt(beta_t))
+             + log_normal_pdf(x_prev, sp.sqrt(alpha_bar_prev) * x0, sp.sqrt(1 - alpha_bar_prev)))
+precision = alpha_t / beta_t + 1 / (1 - alpha_bar_prev)
+BAYES = ("Bayes' rule: log q(x_{t-1} | x_t, x_0) = log q(x_t | x_{t-1}) + log q(x_{t-1} | x_0) + const "
+         "= l(x_{t-1}), a quadratic in x_{t-1}, so the posterior is Gaussian: ")
+SQUARE = "complete the square: l = -(precision/2) x^2 + (linear coefficient) x + const, SymPy's Poly"
+quadratic = sp.Poly(sp.expand(log_joint), x_prev)
+square_precision = -2 * quadratic.coeff_monomial(x_prev**2)
+square_linear = quadratic.coeff_monomial(x_prev)
+
+(diffusion_posterior
+ .define(-sp.Subs(sp.Derivative(log_joint, x_prev), x_prev, 0) / sp.Derivative(log_joint, (x_prev, 2)),
+         BAYES + "l'(x) = -(x - mean)/var, so the mean is -l'(0)/l''", output="mean",
+         doc="E[x_{t-1} | x_t, x_0] = mu_tilde_t")
+ .step(square_linear / square_precision, SQUARE + ": mean = linear coefficient / precision")
+ .step((sp.sqrt(alpha_t) / beta_t * xt + sp.sqrt(alpha_bar_prev) / (1 - alpha_bar_prev) * x0) / precision,
+       "precision-weighted combination of the step's and the marginal's information")
+ .step(sp.sqrt(alpha_bar_prev) * beta_t / (1 - alpha_bar_t) * x0
+       + sp.sqrt(alpha_t) * (1 - alpha_bar_prev) / (1 - alpha_bar_t) * xt,
+       "mu_tilde_t = sqrt(alpha_bar_{t-1}) beta_t/(1 - alpha_bar_t) x_0 + "
+       "sqrt(alpha_t)(1 - alpha_bar_{t-1})/(1 - alpha_bar_t) x_t: Ho et al. (2020), Eq. 7")
+ .stable((alpha_bar_prev - alpha_bar_t) / (sp.sqrt(alpha_bar_prev) * (1 - alpha_bar_t)) * x0
+         + sp.sqrt(alpha_bar_t) * (1 - alpha_bar_prev) / (sp.sqrt(alpha_bar_prev) * (1 - alpha_bar_t)) * xt,
+         "beta_t = (alpha_bar_prev - alpha_bar_t)/alpha_bar_prev (an exact subtraction where the levels "
+         "nearly agree) and sqrt(alpha_t) = sqrt(alpha_bar_t)/sqrt(alpha_bar_prev) (no underflow of the "
+         "ratio for tiny levels)"))
+
+(diffusion_posterior
+ .define(-1 / sp.Derivative(log_joint, (x_prev, 2)),
+         BAYES + "its variance is -1/l''", output="var",
+         doc="Var[x_{t-1} | x_t, x_0] = beta_tilde_t")
+ .step(1 / square_precision, SQUARE)
+ .step(1 / precision, "precisions add: alpha_t / beta_t from the step, 1/(1 - alpha_bar_prev) "
+                      "from the marginal, alpha_t = alpha_bar_t / alpha_bar_prev")
+ .step((1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t,
+       "beta_tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t: Ho et al. (2020), Eq. 7")
+ .stable((1 - alpha_bar_prev) * (alpha_bar_prev - alpha_bar_t) / (alpha_bar_prev * (1 - alpha_bar_t)),
+         "beta_t = (alpha_bar_prev - alpha_bar_t) / alpha_bar_prev: the subtraction is exact where "
+         "the levels nearly agree, while 1 - alpha_bar_t / alpha_bar_prev cancels there"))
+
+def forward_pair(rng, n, x0, xt, alpha_bar_t, alpha_bar_prev):
+    """Joint draws (x_t, x_{t-1}) given x_0: the forward chain to alpha_bar_prev, then one step."""
+    previous = forward_chain(rng, n, x0, alpha_bar_prev, steps=int(rng.integers(1, 3)))
+    # The last step: 1 - beta_t = alpha_bar_t / alpha_bar_prev, beta_t by an exact subtraction.
+    keep = math.sqrt(alpha_bar_t) / math.sqrt(alpha_bar_prev)
+    beta = (alpha_bar_prev - alpha_bar_t) / alpha_bar_prev
+    current = keep * previous + math.sqrt(beta) * rng.standard_normal(n)
+    return current, previous
+
+
+diffusion_posterior.add_check(ConditionalCheck(
+    forward_pair, lambda x0, xt, alpha_bar_t, alpha_bar_prev: xt,
+    "joint forward draws (x_t, x_{t-1}) given x_0: least-squares line of x_{t-1} on x_t at xt "
+    "(t test) and residual variance (chi-square test)",
+    mean="mean", var="var"))
+
+
+# --- the reparameterised sample and the eps / x0 / v predictions ----------------------------
+
+eps = sp.Symbol("eps", real=True)
+clean = sp.Symbol("clean", real=True)      # x_0, solved for
+
+diffusion_predictions = Derivation(
+    "diffusion_predictions",
+    sections=(7, 8),
+    title="The x_0 and v predictions implied by a noise prediction",
+    summary="Given x_t = sqrt(alpha_bar) x_0 + sqrt(1 - alpha_bar) eps (the reparameterised sample) "
+            "and eps (or a network's prediction of it): the implied x_0, and "
+            "v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x_0.",
+    kind="denoising/score",
+    references=[DDPM + ", Eq. 4 (the reparameterised sample)",
+                "Salimans & Ho (2022), Progressive Distillation for Fast Sampling of Diffusion Models "
+                "(the v parameterisation)"],
+    params=[
+        Param(xt, Real(-10, 10), "the noisy value x_t"),
+        # Draws from 1e-6: below it x_t says almost nothing about x_0, the implied x_0 and v
+        # exceed 1e3 |x_t|, and mpmath's LU (the check) calls the system singular.
+        Param(alpha_bar, Interval(0.0, 1.0, high_closed=True, draw_low=1e-6, draw_high=1 - 1e-12),
+              "signal level alpha_bar_t"),
+        Param(eps, Real(-5, 5), "the noise eps (or its prediction)"),
+    ],
+)
+reparameterised = sp.Eq(xt, sp.sqrt(alpha_bar) * clean + sp.sqrt(1 - alpha_bar) * eps)
+implied_clean = sp.solve(reparameterised, clean)[0]
+(diffusion_predictions
+ .define(implied_clean, "solve the reparameterised sample x_t = sqrt(alpha_bar) x_0 + sqrt(1 - alpha_bar) eps "
+                        "for x_0 (SymPy solve)", output="x0", doc="the implied x_0")
+ .step((xt - sp.sqrt(1 - alpha_bar) * eps) / sp.sqrt(alpha_bar), "the x_0 prediction from an eps prediction"))
+(diffusion_predictions
+ .define(sp.sqrt(alpha_bar) * eps - sp.sqrt(1 - alpha_bar) * implied_clean,
+         "definition of v (Salimans & Ho 2022), with x_0 from the reparameterised sample", output="v",
+         doc="v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x_0")
+ .step((eps - sp.sqrt(1 - alpha_bar) * xt) / sp.sqrt(alpha_bar),
+       "collect: alpha_bar eps + (1 - alpha_bar) eps = eps"))
+
+
+def predictions_by_linear_solve(xt, alpha_bar, eps):
+    """(x0, v) from the two defining equations, x_t = sqrt(alpha_bar) x_0 + sqrt(1 - alpha_bar) eps
+    and v + sqrt(1 - alpha_bar) x_0 = sqrt(alpha_bar) eps, as a linear system solved by mpmath
+    (LU, 40 digits)."""
+    with mpmath.workdps(40):
+        a, noise, noisy = mpmath.mpf(alpha_bar), mpmath.mpf(eps), mpmath.mpf(xt)
+        system = mpmath.matrix([[mpmath.sqrt(a), 0], [mpmath.sqrt(1 - a), 1]])
+        right = mpmath.matrix([noisy - mpmath.sqrt(1 - a) * noise, mpmath.sqrt(a) * noise])
+        solution = mpmath.lu_solve(system, right)
+        return solution[0], solution[1]
+
+
+# Deterministic routes; the tolerance covers the cancellation of x_t - sqrt(1 - alpha_bar) eps
+# (a few ulps of |x_t| + |eps| against the result), far below any slip.
+diffusion_predictions.add_check(IdentityCheck(
+    lambda **point: float(predictions_by_linear_solve(**point)[0]),
+    "x0: the defining equations solved as a linear system (mpmath LU)", output="x0", rtol=1e-9, atol=1e-12))
+diffusion_predictions.add_check(IdentityCheck(
+    lambda **point: float(predictions_by_linear_solve(**point)[1]),
+    "v: the defining equations solved as a linear system (mpmath LU)", output="v", rtol=1e-9, atol=1e-12))
+
+
+# --- the optimal noise prediction and its loss, for Gaussian data --------------------------
+
+loc = sp.Symbol("loc", real=True)
+scale = sp.Symbol("scale", positive=True)
+noise = sp.Symbol("noise", real=True)     # eps, the variable solved for
+
+diffusion_optimal_eps = Derivation(
+    "diffusion_optimal_eps",
+    sections=(8, 12),
+    title="The optimal noise prediction E[eps | x_t] and its loss, for Gaussian data",
+    summary="For data x_0 ~ N(loc, scale^2) and x_t = sqrt(alpha_bar) x_0 + sqrt(1 - alpha_bar) eps: "
+            "the best prediction of eps from x_t (mean) and its mean squared error (var), the least "
+            "value the denoising loss of DDPM can reach at this noise level.",
+    kind="denoising/score",
+    references=[DDPM + ", Eq. 14 (the simplified loss E||eps - eps_theta(x_t, t)||^2)"],
+    params=[
+        Param(xt, Real(-10, 10), "the noisy value x_t"),
+        Param(alpha_bar, ALPHA_BAR, "signal level alpha_bar_t"),
+        Param(loc, Real(-5, 5), "mean of the data x_0"),
+        Param(scale, Positive(1e-2, 1e2), "standard deviation of the data x_0"),
+    ],
+)
+noise_var = 1 - alpha_bar
+signal_var = alpha_bar * scale**2
+# Given eps, x_t = sqrt(alpha_bar) x_0 + sqrt(1 - alpha_bar) eps ~ N(sqrt(alpha_bar) loc +
+# sqrt(1 - alpha_bar) eps, alpha_bar scale^2); with eps ~ N(0, 1), Bayes' rule gives
+# log p(eps | x_t) = log p(x_t | eps) + log N(eps; 0, 1) + const, a quadratic in eps.
+log_joint = (log_normal_pdf(xt, sp.sqrt(alpha_bar) * loc + sp.sqrt(noise_var) * noise, sp.sqrt(signal_var))
+             + log_normal_pdf(noise, 0, 1))
+BAYES = ("Bayes' rule: log p(eps | x_t) = log p(x_t | eps) + log N(eps; 0, 1) + const = l(eps), a quadratic, "
+         "so the posterior is Gaussian: ")
+# As in tweedie_normal: 1 - alpha_bar formed first, so alpha_bar scale^2 + (1 - alpha_bar) is a sum
+# of two positive terms.
+KEPT_NOISE_VAR = sp.UnevaluatedExpr(1 - alpha_bar)
+KEEP_REASON = "the same, with 1 - alpha_bar formed first (the variance of x_t is a sum of two positive terms)"
+(diffusion_optimal_eps
+ .define(-sp.Subs(sp.Derivative(log_joint, noise), noise, 0) / sp.Derivative(log_joint, (noise, 2)),
+         BAYES + "its mean is -l'(0)/l''", output="mean",
+         doc="E[eps | x_t]: the prediction that minimises E(eps - eps_hat(x_t))^2")
+ .step(sp.sqrt(noise_var) * (xt - sp.sqrt(alpha_bar) * loc) / (signal_var + noise_var),
+       "collect: Cov(eps, x_t) / Var(x_t) times x_t - E[x_t]")
+ .stable(sp.sqrt(KEPT_NOISE_VAR) * (xt - sp.sqrt(alpha_bar) * loc) / (signal_var + KEPT_NOISE_VAR), KEEP_REASON))
+(diffusion_optimal_eps
+ .define(-1 / sp.Derivative(log_joint, (noise, 2)),
+         BAYES + "its variance -1/l'' is the mean squared error of the best prediction E[eps | x_t] "
+         "(the same for every x_t), i.e. the minimum of the denoising loss", output="var",
+         doc="Var[eps | x_t]: the least mean squared error of any noise prediction")
+ .step(1 / (noise_var / signal_var + 1), "precisions add: (1 - alpha_bar)/(alpha_bar scale^2) from x_t, 1 from the prior")
+ .step(signal_var / (signal_var + noise_var),
+       "the signal's share of Var(x_t): 0 at alpha_bar -> 0 (x_t is the noise), 1 at alpha_bar = 1")
+ .stable(signal_var / (signal_var + KEPT_NOISE_VAR), KEEP_REASON))
+
+
+def noise_and_noisy(rng, n, xt, alpha_bar, loc, scale):
+    """Joint draws (x_t, eps): data from N(loc, scale^2), noised with eps (DDPM Eq. 4)."""
+    data = rng.normal(loc, scale, n)
+    eps = rng.standard_normal(n)
+    return math.sqrt(alpha_bar) * data + math.sqrt(1 - alpha_bar) * eps, eps
+
+
+diffusion_optimal_eps.add_check(ConditionalCheck(
+    noise_and_noisy, lambda xt, alpha_bar, loc, scale: xt,
+    "joint draws (x_t, eps): least-squares line of eps on x_t at xt (t test; the best predictor "
+    "is linear here) and residual variance = the least squared error (chi-square test)",
+    mean="mean", var="var"))
+
+
+# --- the variance-preserving SDE ---------------------------------------------------------
+
+t = sp.Symbol("t", positive=True)
+beta_min = sp.Symbol("beta_min", positive=True)
+beta_max = sp.Symbol("beta_max", positive=True)
+time_ = sp.Symbol("s", positive=True)            # integration variable
+m_fn, v_fn = sp.Function("m"), sp.Function("v")
+
+diffusion_vpsde_marginal = Derivation(
+    "diffusion_vpsde_marginal",
+    sections=(7,),
+    title="Marginal of the variance-preserving SDE with a linear noise rate",
+    summary="Mean and variance of x(t) given x(0) = x0 for dx = -beta(t) x dt / 2 + sqrt(beta(t)) dW, "
+            "beta(t) = beta_min + t (beta_max - beta_min), t in [0, 1] (DDPM's continuous-time limit).",
+    kind="denoising/score",
+    references=["Song, Sohl-Dickstein, Kingma, Kumar, Ermon & Poole (2021), Score-Based Generative "
+                "Modeling through Stochastic Differential Equations (the VP SDE and its perturbation kernel)"],
+    params=[
+        Param(x0, Real(-10, 10), "the clean value x(0)"),
+        Param(t, Interval(0.0, 1.0, high_closed=True, draw_low=1e-9), "time in (0, 1]"),
+        Param(beta_min, Positive(1e-2, 1.0), "noise rate at t = 0 (0.1 in Song et al.)"),
+        Param(beta_max, Positive(1.0, 30.0), "noise rate at t = 1 (20 in Song et al.)"),
+    ],
+)
+rate = beta_min + time_ * (beta_max - beta_min)
+integrated_rate = sp.integrate(rate, (time_, 0, t))         # int_0^t beta(s) ds
+# The moments of a linear SDE solve ODEs (Ito): dm/dt = -beta m / 2, dv/dt = -beta v + beta.
+mean_ode = sp.dsolve(sp.Eq(m_fn(time_).diff(time_), -rate * m_fn(time_) / 2), m_fn(time_), ics={m_fn(0): x0})
+var_ode = sp.dsolve(sp.Eq(v_fn(time_).diff(time_), -rate * v_fn(time_) + rate), v_fn(time_), ics={v_fn(0): 0})
+(diffusion_vpsde_marginal
+ .define(mean_ode.rhs.subs(time_, t),
+         "the mean solves dm/dt = -beta(t) m / 2, m(0) = x0 (take expectations of the SDE; SymPy dsolve)",
+         output="mean", doc="E[x(t) | x(0) = x0]")
+ .step(x0 * sp.exp(-integrated_rate / 2), "= x0 exp(-int_0^t beta / 2)")
+ .stable(x0 * sp.exp(-t * (beta_min + t * (beta_max - beta_min) / 2) / 2),
+         "the integral written as t (beta_min + t (beta_max - beta_min)/2): no cancellation"))
+(diffusion_vpsde_marginal
+ .define(var_ode.rhs.subs(time_, t),
+         "the variance solves dv/dt = -beta(t) v + beta(t), v(0) = 0 (Ito's formula for x^2; SymPy dsolve)",
+         output="var", doc="Var[x(t) | x(0) = x0]")
+ .step(1 - sp.exp(-integrated_rate), "= 1 - exp(-int_0^t beta): variance preserving for unit-variance data")
+ .stable(-expm1(-t * (beta_min + t * (beta_max - beta_min) / 2)),
+         "-expm1(-int_0^t beta): exact at small t, where 1 - exp(-int beta) cancels"))
+
+
+def moments_by_ode(x0, t, beta_min, beta_max):
+    """(mean, var) at t by integrating the moment ODEs numerically (scipy, tight tolerances)."""
+    def derivatives(s, state):
+        beta = beta_min + s * (beta_max - beta_min)
+        mean, var = state
+        return [-beta * mean / 2, beta * (1 - var)]
+    solution = integrate.solve_ivp(derivatives, (0.0, t), [x0, 0.0], method="DOP853", rtol=1e-13, atol=1e-20)
+    if not solution.success:
+        raise ArithmeticError(f"moment ODE: {solution.message}")
+    return solution.y[:, -1]
+
+
+diffusion_vpsde_marginal.add_check(IdentityCheck(
+    lambda **p: moments_by_ode(**p)[0], "mean: the moment ODE integrated numerically (scipy DOP853)",
+    output="mean", rtol=1e-9, atol=1e-300))
+diffusion_vpsde_marginal.add_check(IdentityCheck(
+    lambda **p: moments_by_ode(**p)[1], "variance: the moment ODE integrated numerically (scipy DOP853)",
+    output="var", rtol=1e-9, atol=1e-300))
+
+
+def draw_marginal_against_the_chain(axes):
+    """x_t from the forward chain run step by step against N(mean, var) from diffusion_marginal."""
+    import numpy as np
+
+    from symgen.formulas import diffusion_marginal as marginal
+
+    rng = np.random.default_rng(0)
+    betas = np.linspace(1e-4, 0.02, 200)
+    x0, draws = 1.5, np.full(200_000, 1.5)
+    for beta in betas:
+        draws = np.sqrt(1 - beta) * draws + np.sqrt(beta) * rng.standard_normal(draws.size)
+    mean, var = marginal(x0, np.prod(1 - betas))
+    grid = np.linspace(draws.min(), draws.max(), 400)
+    axes.hist(draws, bins=120, density=True, alpha=0.4, label="forward chain, 200 linear-schedule steps")
+    axes.plot(grid, np.exp(-(grid - mean) ** 2 / (2 * var)) / np.sqrt(2 * np.pi * var),
+              label="N(mean, var) from diffusion_marginal")
+    axes.set_xlabel("x_t (x_0 = 1.5)")
+    axes.set_ylabel("density")
+    axes.legend()
+
+
+diffusion_marginal.add_plot("q(x_t | x_0) against the simulated chain", draw_marginal_against_the_chain)
+
+
+def draw_optimal_loss_by_timestep(axes):
+    """The minimum mean squared error of predicting eps from x_t, by timestep, for data
+    x0 ~ N(0.5, 0.8^2): the closed form, and Monte Carlo points of the posterior-mean denoiser."""
+    import numpy as np
+
+    from symgen.formulas import diffusion_optimal_eps as optimal
+
+    rng = np.random.default_rng(0)
+    loc, scale = 0.5, 0.8
+    alpha_bar = np.cumprod(1 - np.linspace(1e-4, 0.02, 1000))
+    steps = np.arange(1, 1001)
+    axes.plot(steps, optimal(0.0, alpha_bar, loc, scale).var, label="minimum MSE (closed form)")
+    chosen = steps[::100]
+    estimates = []
+    for step in chosen:
+        x0 = loc + scale * rng.standard_normal(100_000)
+        eps = rng.standard_normal(x0.size)
+        xt = np.sqrt(alpha_bar[step - 1]) * x0 + np.sqrt(1 - alpha_bar[step - 1]) * eps
+        prediction = optimal(xt, alpha_bar[step - 1], loc, scale).mean
+        estimates.append(np.mean((eps - prediction) ** 2))
+    axes.plot(chosen, estimates, "o", label="Monte Carlo: posterior-mean denoiser on samples")
+    axes.set_xlabel("timestep (linear schedule, 1000 steps)")
+    axes.set_ylabel("E||eps - eps_hat(x_t)||^2")
+    axes.legend()
+
+
+diffusion_optimal_eps.add_plot("Optimal denoising loss by timestep", draw_optimal_loss_by_timestep)

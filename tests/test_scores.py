@@ -1,0 +1,213 @@
+"""Scores and Tweedie's formula: proofs, Stein and finite-difference checks, accuracy,
+relations between the functions, dtypes, errors, and the usual slips refuted."""
+import math
+
+import mpmath
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+import symgen
+from symgen import score_diffusion, score_mvn, score_normal, tweedie_normal
+from symgen.engine.accuracy import relative_error
+from symgen.engine.evaluate import reference_value
+from symgen.engine.runner import formula_values, parameter_strategy, run_check
+
+NAMES = ["score_normal", "score_mvn", "score_diffusion", "tweedie_normal"]
+EPS64 = np.finfo(np.float64).eps
+
+
+def reference(name, point, output=None):
+    found = symgen.derivation(name)
+    return reference_value(found, found.output(output).closed_form, point)
+
+
+def two_term_condition(first, second):
+    """(|a| + |b|) / |a + b| at 50 digits: the condition number of a sum of two terms, the
+    only source of error above 1e-12 in these formulas (where the terms cancel)."""
+    with mpmath.workdps(50):
+        total = abs(first + second)
+        return float((abs(first) + abs(second)) / total) if total else math.inf
+
+
+# --- derivation and verification ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_step_is_proved(name):
+    found = symgen.derivation(name).prove()
+    for output in found.outputs.values():
+        for step in output.steps[1:]:
+            assert step.proof.startswith("SymPy")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_empirical_checks_pass_over_the_domain(name):
+    # Each statistical check's false-alarm probability is <= 1e-6 (symgen.engine.checks).
+    found = symgen.derivation(name)
+    for check in found.checks:
+        report = run_check(found, check, formula_values(found), examples=5)
+        assert report.passed, report.as_dict()
+
+
+# --- accuracy against 50-digit mpmath ------------------------------------------------------
+
+
+@settings(max_examples=50)
+@given(point=parameter_strategy(symgen.derivation("score_normal")))
+def test_score_normal_matches_mpmath_over_the_domain(point):
+    assert relative_error(score_normal(**point), reference("score_normal", point)) <= 1e-12
+
+
+@settings(max_examples=30)
+@given(point=parameter_strategy(symgen.derivation("score_mvn")))
+def test_score_mvn_matches_mpmath_over_the_domain(point):
+    # Covariance eigenvalues span [1e-2, 1e2] (condition numbers up to 1e4); the refined
+    # solve stays within 1e-12 norm-wise without a condition-number allowance.
+    assert relative_error(score_mvn(**point), reference("score_mvn", point)) <= 1e-12
+
+
+@settings(max_examples=50)
+@given(point=parameter_strategy(symgen.derivation("score_diffusion")))
+def test_score_diffusion_matches_mpmath_over_the_domain(point):
+    # x_t - sqrt(alpha_bar) x0 cancels where x_t is near the clean signal: the function is
+    # ill-conditioned in xt and x0 there, and the bound says so.
+    with mpmath.workdps(50):
+        signal = mpmath.sqrt(mpmath.mpf(point["alpha_bar"])) * mpmath.mpf(point["x0"])
+        condition = two_term_condition(mpmath.mpf(point["xt"]), -signal)
+    value, expected = score_diffusion(**point), reference("score_diffusion", point)
+    if expected == 0:
+        assert abs(value) <= 4 * EPS64 * abs(point["xt"]) / (1 - point["alpha_bar"])
+    else:
+        assert relative_error(value, expected) <= max(1e-12, 4 * EPS64 * condition)
+
+
+@settings(max_examples=50)
+@given(point=parameter_strategy(symgen.derivation("tweedie_normal")))
+def test_tweedie_normal_matches_mpmath_over_the_domain(point):
+    mean, var = tweedie_normal(**point)
+    assert relative_error(var, reference("tweedie_normal", point, "var")) <= 1e-12
+    with mpmath.workdps(50):
+        xt, alpha_bar, loc, scale = (mpmath.mpf(point[k]) for k in ("xt", "alpha_bar", "loc", "scale"))
+        condition = two_term_condition(mpmath.sqrt(alpha_bar) * scale**2 * xt, (1 - alpha_bar) * loc)
+    expected = reference("tweedie_normal", point, "mean")
+    if expected == 0:
+        assert abs(mean) <= 8 * EPS64 * (abs(point["xt"]) + abs(point["loc"]))
+    else:
+        assert relative_error(mean, expected) <= max(1e-12, 8 * EPS64 * condition)
+
+
+@pytest.mark.parametrize("scale", [1e-160, 1e-100, 1e-2, 1.0, 1e100, 1e200])
+@pytest.mark.parametrize("x, loc", [(1.0, 0.0), (-3.5, 2.25), (1e300, -1e300)])
+def test_score_normal_at_tiny_and_huge_scales(scale, x, loc):
+    with mpmath.workdps(50):
+        expected = -(mpmath.mpf(x) - mpmath.mpf(loc)) / mpmath.mpf(scale) ** 2
+    if abs(expected) > np.finfo(np.float64).max:
+        with np.errstate(over="ignore"):
+            assert np.isinf(score_normal(x, loc, scale))
+        return
+    if x == 1e300 and scale < 1e200:
+        return  # x - loc itself overflows: out of float64's range, not a formula issue
+    # Dividing by scale twice keeps these in range where scale^2 would over/underflow.
+    assert relative_error(score_normal(x, loc, scale), expected) <= 1e-12
+
+
+# --- relations between the functions ------------------------------------------------------
+
+
+def test_score_mvn_reduces_to_score_normal():
+    x, loc, scales = np.array([0.3, -1.2, 4.0]), np.array([1.0, 0.5, -2.0]), np.array([0.1, 1.0, 7.0])
+    np.testing.assert_allclose(score_mvn(x, loc, np.diag(scales**2)), score_normal(x, loc, scales), rtol=1e-14)
+    assert score_mvn(x[:1], loc[:1], np.array([[scales[0] ** 2]]))[0] == pytest.approx(
+        score_normal(x[0], loc[0], scales[0]), rel=1e-14)
+
+
+def test_score_mvn_solves_the_linear_system():
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((4, 3, 3))
+    cov = a @ np.swapaxes(a, -1, -2) + 0.1 * np.eye(3)
+    x, loc = rng.standard_normal((4, 3)), rng.standard_normal(3)
+    score = score_mvn(x, loc, cov)
+    assert score.shape == (4, 3)
+    np.testing.assert_allclose(np.einsum("...ij,...j->...i", cov, score), loc - x, rtol=1e-12, atol=1e-12)
+
+
+def test_score_diffusion_is_minus_noise_over_its_scale():
+    rng = np.random.default_rng(11)
+    x0, alpha_bar, noise = rng.normal(size=50), rng.uniform(0.01, 0.99, 50), rng.normal(size=50)
+    xt = np.sqrt(alpha_bar) * x0 + np.sqrt(1 - alpha_bar) * noise
+    np.testing.assert_allclose(score_diffusion(xt, x0, alpha_bar), -noise / np.sqrt(1 - alpha_bar),
+                               rtol=1e-9, atol=1e-12)
+    # ... which is the score of the same Gaussian through score_normal.
+    np.testing.assert_allclose(score_diffusion(xt, x0, alpha_bar),
+                               score_normal(xt, np.sqrt(alpha_bar) * x0, np.sqrt(1 - alpha_bar)), rtol=1e-12)
+
+
+def test_tweedie_formula_with_the_marginal_score():
+    """E[x0 | xt] = (xt + (1 - alpha_bar) score_pt(xt)) / sqrt(alpha_bar), with p_t the law
+    of x_t = N(sqrt(alpha_bar) loc, alpha_bar scale^2 + 1 - alpha_bar)."""
+    xt, alpha_bar, loc, scale = np.linspace(-3, 3, 7), 0.37, 0.4, 1.7
+    marginal_score = score_normal(xt, math.sqrt(alpha_bar) * loc, math.sqrt(alpha_bar * scale**2 + 1 - alpha_bar))
+    np.testing.assert_allclose(tweedie_normal(xt, alpha_bar, loc, scale).mean,
+                               (xt + (1 - alpha_bar) * marginal_score) / math.sqrt(alpha_bar), rtol=1e-13)
+
+
+def test_tweedie_at_the_ends():
+    # No noise: x_0 = x_t exactly. Almost all noise: the prior mean, with the prior variance.
+    mean, var = tweedie_normal(0.7, 1.0, -2.0, 3.0)
+    assert mean == 0.7 and var == 0.0
+    mean, var = tweedie_normal(0.7, 1e-300, -2.0, 3.0)
+    assert mean == pytest.approx(-2.0, rel=1e-14) and var == pytest.approx(9.0, rel=1e-14)
+
+
+# --- dtypes and errors ------------------------------------------------------------------------
+
+
+def test_float32_in_float32_out():
+    f32 = np.float32
+    assert score_normal(np.ones(3, f32), f32(0), f32(2)).dtype == np.float32
+    assert score_diffusion(np.ones(3, f32), f32(0.5), f32(0.3)).dtype == np.float32
+    assert tweedie_normal(np.ones(3, f32), f32(0.5), f32(0), f32(2)).mean.dtype == np.float32
+    assert score_mvn(np.ones(2, f32), np.zeros(2, f32), np.eye(2, dtype=f32)).dtype == np.float32
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: score_normal(0.0, 0.0, 0.0), "score_normal: argument 'scale' must be positive"),
+    (lambda: score_normal(np.nan, 0.0, 1.0), "score_normal: argument 'x' must be finite"),
+    (lambda: score_diffusion(0.0, 0.0, 1.0), "score_diffusion: argument 'alpha_bar' must lie in"),
+    (lambda: score_diffusion(0.0, 0.0, -0.5), "score_diffusion: argument 'alpha_bar' must lie in"),
+    (lambda: tweedie_normal(0.0, 1.5, 0.0, 1.0), "tweedie_normal: argument 'alpha_bar' must lie in"),
+    (lambda: tweedie_normal(0.0, 0.5, 0.0, -1.0), "tweedie_normal: argument 'scale' must be positive"),
+    (lambda: score_mvn(np.zeros(2), np.zeros(2), np.array([[1.0, 2.0], [2.0, 1.0]])),
+     "score_mvn: argument 'cov' must be positive definite"),
+    (lambda: score_mvn(np.zeros(2), np.zeros(2), np.array([[1.0, 0.5], [0.0, 1.0]])),
+     "score_mvn: argument 'cov' must be symmetric"),
+    (lambda: score_mvn(np.zeros(3), np.zeros(2), np.eye(2)), "score_mvn: argument 'loc' has dimension"),
+    (lambda: score_mvn(np.zeros(2), np.zeros(2), np.full((2, 2), np.nan)), "score_mvn: argument 'cov' must be finite"),
+])
+def test_bad_arguments_raise_value_errors_naming_them(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+# --- the usual slips, refuted with counterexamples ---------------------------------------------
+
+SLIPS = [
+    ("score_normal", "(x - loc)/scale**2"),                                # wrong sign
+    ("score_normal", "-(x - loc)/scale"),                                  # scale for the variance
+    ("score_normal", "-(x - loc)/(2*scale**2)"),                           # the 1/2 of the log density kept
+    ("score_diffusion", "-(xt - sqrt(alpha_bar)*x0)/sqrt(1 - alpha_bar)"),  # eps, not eps/sqrt(1 - alpha_bar)
+    ("score_diffusion", "(xt - sqrt(alpha_bar)*x0)/(1 - alpha_bar)"),       # wrong sign
+    ("score_diffusion", "-(xt - alpha_bar*x0)/(1 - alpha_bar)"),            # alpha_bar for sqrt(alpha_bar)
+    ("score_mvn", "inv(cov)*(x - loc)"),                                    # wrong sign
+    ("score_mvn", "-cov*(x - loc)"),                                        # cov for its inverse
+    ("tweedie_normal.mean", "xt/sqrt(alpha_bar)"),                         # the prior ignored
+]
+
+
+@pytest.mark.parametrize("name, candidate", SLIPS)
+def test_symgen_check_refutes_the_usual_slips(name, candidate):
+    result = symgen.check(name, candidate, shrink=name == "score_normal")
+    assert not result.verified
+    assert set(result.counterexample.point) == set(symgen.derivation(name).param_names)
+    assert "counterexample" in str(result)
