@@ -18,7 +18,7 @@ import sympy as sp
 
 from .render import _output_label, _signature
 
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 MEASURED_MARKER = "## Verification"
 STAMP_PREFIX = "<!-- symgen-inputs: "
 
@@ -80,7 +80,7 @@ def static_page(found, function_source: str) -> str:
     return "\n".join(lines) + "\n\n"
 
 
-def measured_part(found, stamp: str, figures: list[str]) -> str:
+def measured_part(found, stamp: str, figures: list[str], directory: Path) -> str:
     from .api import verify
 
     report = verify([found.name])
@@ -94,8 +94,25 @@ def measured_part(found, stamp: str, figures: list[str]) -> str:
         lines += ["", "Each statistical check has false-alarm probability at most 1e-6 "
                       "(batch-means t statistics at 1e-9 per evaluation, at most 1000 evaluations)."]
     for title, path in zip([title for title, _ in found.plots], figures):
-        lines += ["", f"### {title}", "", f"![{title}]({path})"]
+        lines += ["", f"### {title}", "", f"![{title}]({path})", f"{FIGURE_PREFIX}{path} {figure_hash(directory / path)} -->"]
     return "\n".join(lines) + "\n"
+
+
+FIGURE_PREFIX = "<!-- symgen-figure: "
+
+
+def figure_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:20] if path.exists() else "missing"
+
+
+def figures_current(measured: str, directory: Path) -> bool:
+    """Every figure a page shows exists and is the file that was drawn for it."""
+    for line in measured.splitlines():
+        if line.startswith(FIGURE_PREFIX):
+            path, digest = line[len(FIGURE_PREFIX):].removesuffix(" -->").rsplit(" ", 1)
+            if figure_hash(directory / path) != digest:
+                return False
+    return True
 
 
 def draw_figures(found, directory: Path) -> list[str]:
@@ -163,7 +180,9 @@ def stale_pages(derivations: list, function_sources: dict, generated: dict, root
         text = path.read_text()
         static, _, measured = text.partition(MEASURED_MARKER)
         stamp = inputs_stamp(found, generated[found.name])
-        if static != static_page(found, function_sources[found.name]) or f"{STAMP_PREFIX}{stamp} -->" not in measured:
+        if (static != static_page(found, function_sources[found.name])
+                or f"{STAMP_PREFIX}{stamp} -->" not in measured
+                or not figures_current(measured, root / "docs")):
             stale.append(relative)
     return stale
 
@@ -172,5 +191,6 @@ def write_page(found, function_source: str, generated_code: str, root: Path) -> 
     directory = root / "docs"
     directory.mkdir(parents=True, exist_ok=True)
     figures = draw_figures(found, directory)
-    page = static_page(found, function_source) + measured_part(found, inputs_stamp(found, generated_code), figures)
+    page = static_page(found, function_source) + measured_part(found, inputs_stamp(found, generated_code),
+                                                               figures, directory)
     (directory / f"{found.name}.md").write_text(page)
