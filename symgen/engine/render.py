@@ -49,7 +49,10 @@ def _latex_steps(found, name, output) -> list[str]:
     lines = [r"\begin{aligned}"]
     for index, step in enumerate(output.steps):
         left = rf"\mathrm{{{_output_label(found, name).replace('_', chr(92) + '_')}}}" if index == 0 else ""
-        reason = step.reason.replace("_", r"\_").replace("^", r"\^{}")
+        reason = step.reason
+        for special in ("%", "&", "#", "_"):
+            reason = reason.replace(special, "\\" + special)
+        reason = reason.replace("^", r"\^{}")
         lines.append(rf"{left} &= {sp.latex(step.expression)} && \text{{{reason}}} \\")
     lines.append(r"\end{aligned}")
     return lines
@@ -58,7 +61,12 @@ def _latex_steps(found, name, output) -> list[str]:
 def latex(found) -> str:
     lines = [rf"% {found.name}: {found.title}"]
     for name, output in found.outputs.items():
+        label = _output_label(found, name).replace("_", r"\_")
         lines += _latex_steps(found, name, output)
+        lines += [rf"% closed form of {_output_label(found, name)}:",
+                  rf"\[ \mathrm{{{label}}} = {sp.latex(output.closed_form)} \]"]
+    lines.append(f"% function: symgen.{_signature(found)}")
+    lines += [f"% reference: {reference}" for reference in found.references]
     return "\n".join(lines)
 
 
