@@ -33,7 +33,7 @@ from sympy.codegen.cfunctions import expm1
 from symgen.engine import (Derivation, DerivationError, DistributionCheck, IdentityCheck, Interval, MeanCheck,
                            Param, Positive, Real)
 from symgen.engine.conditional import ConditionalCheck
-from symgen.engine.symbolic import log_normal_pdf
+from symgen.engine.symbolic import log_normal_pdf, sqrt_ratio
 
 DDPM = "Ho, Jain & Abbeel (2020), Denoising Diffusion Probabilistic Models"
 
@@ -278,10 +278,10 @@ square_linear = quadratic.coeff_monomial(x_prev)
        "mu_tilde_t = sqrt(alpha_bar_{t-1}) beta_t/(1 - alpha_bar_t) x_0 + "
        "sqrt(alpha_t)(1 - alpha_bar_{t-1})/(1 - alpha_bar_t) x_t: Ho et al. (2020), Eq. 7")
  .stable((alpha_bar_prev - alpha_bar_t) / (sp.sqrt(alpha_bar_prev) * (1 - alpha_bar_t)) * x0
-         + sp.sqrt(alpha_bar_t) * (1 - alpha_bar_prev) / (sp.sqrt(alpha_bar_prev) * (1 - alpha_bar_t)) * xt,
+         + sqrt_ratio(alpha_bar_t, alpha_bar_prev) * (1 - alpha_bar_prev) / (1 - alpha_bar_t) * xt,
          "beta_t = (alpha_bar_prev - alpha_bar_t)/alpha_bar_prev (an exact subtraction where the levels "
-         "nearly agree) and sqrt(alpha_t) = sqrt(alpha_bar_t)/sqrt(alpha_bar_prev) (no underflow of the "
-         "ratio for tiny levels)"))
+         "nearly agree) and sqrt(alpha_t) = sqrt(alpha_bar_t / alpha_bar_prev), formed from the quotient "
+         "(sqrt(alpha_bar_t) x_t alone underflows for tiny levels)"))
 
 (diffusion_posterior
  .define(-1 / sp.Derivative(log_joint, (x_prev, 2)),

@@ -18,7 +18,8 @@ import sympy as sp
 def _mpmath_function(arguments: tuple, expression):
     modules = [{"log1p": mpmath.log1p, "expm1": mpmath.expm1,
                 "log1pmx": lambda u: mpmath.log1p(u) - u,
-                "expm1mx": lambda x: mpmath.expm1(x) - x}, "mpmath"]
+                "expm1mx": lambda x: mpmath.expm1(x) - x,
+                "sqrt_ratio": lambda a, b: mpmath.sqrt(a / b)}, "mpmath"]
     return sp.lambdify(arguments, expression, modules)
 
 

@@ -56,6 +56,10 @@ def _printer_class(base, module):
         def _print_expm1mx(self, expression):
             return f"expm1mx({self._print(expression.args[0])})"
 
+        def _print_sqrt_ratio(self, expression):
+            a, b = (self._print(argument) for argument in expression.args)
+            return f"{module}.sqrt({a}/{b})"
+
         def _print_softplus(self, expression):
             return f"softplus({self._print(expression.args[0])})"
 

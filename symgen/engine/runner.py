@@ -190,7 +190,8 @@ def numpy_function(derivation, expression):
         raise ValueError(f"{derivation.name}: matrix-valued candidates cannot be applied to samples")
     symbols = [param.symbol for param in derivation.params]
     compiled = sp.lambdify(symbols, expression,
-                           [{"log1pmx": stable.log1pmx, "expm1mx": stable.expm1mx}, "numpy"])
+                           [{"log1pmx": stable.log1pmx, "expm1mx": stable.expm1mx,
+                             "sqrt_ratio": lambda a, b: np.sqrt(a / b)}, "numpy"])
     names = derivation.param_names
     return lambda **arguments: compiled(*(arguments[name] for name in names))
 

@@ -234,13 +234,30 @@ class expm1mx(sp.Function):
         return body if exp is None else rf"{body}^{{{exp}}}"
 
 
-STABLE_PRIMITIVES = (log1pmx, expm1mx)
+class sqrt_ratio(sp.Function):
+    """sqrt(a / b), formed as the square root of the quotient: for tiny a and b of similar
+    size, sqrt(a)/sqrt(b) times a tiny value can underflow where sqrt(a / b) cannot."""
+
+    nargs = 2
+
+    def _eval_evalf(self, prec):
+        a, b = (argument._to_mpmath(prec) for argument in self.args)
+        with mpmath.workprec(prec + 20):
+            return sp.Float(mpmath.sqrt(a / b), mpmath.libmp.prec_to_dps(prec))
+
+    def _latex(self, printer, exp=None):
+        body = rf"\sqrt{{\frac{{{printer._print(self.args[0])}}}{{{printer._print(self.args[1])}}}}}"
+        return body if exp is None else rf"\left({body}\right)^{{{exp}}}"
+
+
+STABLE_PRIMITIVES = (log1pmx, expm1mx, sqrt_ratio)
 
 
 def rewrite_textbook(expression):
     """Replace every stable primitive (and log1p/expm1) by its textbook meaning."""
     from sympy.codegen.cfunctions import expm1, log1p
 
-    return expression.replace(log1pmx, lambda u: sp.log(1 + u) - u).replace(
+    return expression.replace(sqrt_ratio, lambda a, b: sp.sqrt(a / b)).replace(
+        log1pmx, lambda u: sp.log(1 + u) - u).replace(
         expm1mx, lambda x: sp.exp(x) - 1 - x).replace(
         log1p, lambda u: sp.log(1 + u)).replace(expm1, lambda x: sp.exp(x) - 1)

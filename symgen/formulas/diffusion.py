@@ -148,9 +148,9 @@ def diffusion_posterior(x0, xt, alpha_bar_t, alpha_bar_prev, *, validate=True):
     if validate:
         require('diffusion_posterior', numpy.greater_equal(alpha_bar_prev, alpha_bar_t), "argument 'alpha_bar_prev' must be >= alpha_bar_t (noise only grows along the chain)")
     _t0 = 1/(alpha_bar_t - 1)
-    _t1 = alpha_bar_prev - alpha_bar_t
-    _t2 = alpha_bar_prev - 1
-    return DiffusionPosteriorResult(_t0*(-_t1*x0 + _t2*numpy.sqrt(alpha_bar_t)*xt)/numpy.sqrt(alpha_bar_prev), _t0*_t1*_t2/alpha_bar_prev)
+    _t1 = alpha_bar_prev - 1
+    _t2 = alpha_bar_prev - alpha_bar_t
+    return DiffusionPosteriorResult(_t0*(_t1*xt*numpy.sqrt(alpha_bar_t/alpha_bar_prev) - _t2*x0/numpy.sqrt(alpha_bar_prev)), _t0*_t1*_t2/alpha_bar_prev)
 
 DiffusionPredictionsResult = namedtuple('DiffusionPredictionsResult', ['x0', 'v'])
 
