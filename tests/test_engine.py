@@ -154,3 +154,22 @@ def test_parameter_strategy_draws_near_equal_pairs():
     near = find(parameter_strategy(found),
                 lambda p: 0 < abs(p["scale_q"] / p["scale_p"] - 1) < 1e-8)
     assert near["scale_q"] != near["scale_p"]
+
+
+def test_every_check_also_sees_the_fixed_anchor_points():
+    # The anchors come from a fixed NumPy seed, not from hypothesis, so a check's power
+    # does not depend on the points one hypothesis release generates: with a single
+    # hypothesis example, a formula off by a factor is still refuted at an anchor.
+    from symgen.engine.runner import ANCHOR_POINTS
+
+    found = symgen.derivation("vae_reparameterization_gradient")
+    pathwise = next(check for check in found.checks if "d_scale" in check.outputs)
+    closed_form = found.outputs["d_scale"].closed_form
+    right = run_check(found, pathwise, expression_values(found, "d_scale", closed_form),
+                      examples=1, shrink=False)
+    assert right.passed and right.points == 1 + ANCHOR_POINTS
+    anchors_only = run_check(found, pathwise, expression_values(found, "d_scale", closed_form / 2),
+                             examples=1, shrink=False)
+    # hypothesis's one example is the simplest point (loc = 0, where d_scale = 0 for
+    # both formulas); the refutation comes from an anchor.
+    assert not anchors_only.passed and anchors_only.points > 1

@@ -8,7 +8,8 @@ import numpy as np
 import sympy as sp
 
 from . import catalogue as _catalogue
-from .runner import (DEFAULT_EXAMPLES, CheckReport, expression_values, formula_values, run_check)
+from .runner import (ANCHOR_POINTS, DEFAULT_EXAMPLES, CheckReport, expression_values, formula_values,
+                     run_check)
 
 
 def derivations(paths=None) -> list[str]:
@@ -204,7 +205,7 @@ def verify(names=None, *, examples: int = DEFAULT_EXAMPLES, accuracy_points: int
                                   error <= 1e-12, f"max relative error {error:.2g} (bound 1e-12)",
                                   seconds=time.perf_counter() - start))
         for empirical in found.checks:
-            tell(f"{prefix}: {empirical.description} ({examples} points)")
+            tell(f"{prefix}: {empirical.description} ({examples + ANCHOR_POINTS} points)")
             start = time.perf_counter()
             report = run_check(found, empirical, formula_values(found), examples=examples,
                                derandomize=derandomize)
