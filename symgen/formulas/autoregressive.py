@@ -74,4 +74,4 @@ def autoregressive_binary_logpmf(x1, x2, x3, p1, q0, q1, r00, r01, r10, r11, *, 
     _t1 = _t0*q0 - q1*x1
     _t2 = x2 - 1
     _t3 = _t0*_t2*r00 - _t0*r01*x2 - _t2*r10*x1 + r11*x1*x2
-    return -_t0*numpy.log1p(-p1) - _t2*numpy.log1p(_t1) + x1*numpy.log(p1) + x2*numpy.log(-_t1) + x3*numpy.log(_t3) - (x3 - 1)*numpy.log1p(-_t3)
+    return x1*numpy.log(p1) - _t0*numpy.log1p(-p1) - _t2*numpy.log1p(_t1) + x2*numpy.log(-_t1) + x3*numpy.log(_t3) + (1 - x3)*numpy.log1p(-_t3)

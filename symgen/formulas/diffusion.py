@@ -98,7 +98,7 @@ def diffusion_optimal_eps(xt, alpha_bar, loc, scale, *, validate=True):
     _t0 = 1 - alpha_bar
     _t1 = alpha_bar*scale**2
     _t2 = 1/(_t0 + _t1)
-    return DiffusionOptimalEpsResult(-numpy.sqrt(_t0)*_t2*(numpy.sqrt(alpha_bar)*loc - xt), _t1*_t2)
+    return DiffusionOptimalEpsResult(numpy.sqrt(_t0)*_t2*(xt - numpy.sqrt(alpha_bar)*loc), _t1*_t2)
 
 DiffusionPosteriorResult = namedtuple('DiffusionPosteriorResult', ['mean', 'var'])
 
@@ -197,7 +197,7 @@ def diffusion_predictions(xt, alpha_bar, eps, *, validate=True):
         eps=(eps, "real"))
     _t0 = 1/numpy.sqrt(alpha_bar)
     _t1 = numpy.sqrt(1 - alpha_bar)
-    return DiffusionPredictionsResult(-_t0*(_t1*eps - xt), _t0*(-_t1*xt + eps))
+    return DiffusionPredictionsResult(_t0*(xt - _t1*eps), _t0*(eps - _t1*xt))
 
 DiffusionVpsdeMarginalResult = namedtuple('DiffusionVpsdeMarginalResult', ['mean', 'var'])
 

@@ -83,4 +83,4 @@ def mixture_variance(weight, loc1, loc2, scale, *, validate=True):
         loc1=(loc1, "real"),
         loc2=(loc2, "real"),
         scale=(scale, "positive"))
-    return scale**2 - weight*(loc1 - loc2)**2*(weight - 1)
+    return scale**2 + weight*(1 - weight)*(loc1 - loc2)**2

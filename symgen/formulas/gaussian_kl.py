@@ -88,8 +88,8 @@ def kl_normal(loc_p, scale_p, loc_q, scale_q, *, validate=True):
         scale_q=(scale_q, "positive"))
     _t0 = 1/(scale_q**2)
     _t1 = (loc_p - loc_q)**2
-    _t2 = scale_p - scale_q
-    return stable.refine((0.5)*_t0*(_t1 + scale_p**2) + numpy.log(scale_q/scale_p) - 0.5, numpy.greater(scale_q, 20*abs(_t2)), lambda _t0, _t1, _t2, scale_p, scale_q: (0.5)*_t0*_t1 - 0.5*stable.log1pmx(_t0*_t2*(scale_p + scale_q)), _t0, _t1, _t2, scale_p, scale_q, in_place=True)
+    _t2 = (0.5)*_t0*(_t1 + scale_p**2) + numpy.log(scale_q/scale_p)
+    return stable.refine(_t2 - 0.5, numpy.less(_t2, 0.51), lambda _t0, _t1, scale_p, scale_q: (0.5)*_t0*_t1 - 0.5*stable.log1pmx(_t0*(scale_p - scale_q)*(scale_p + scale_q)), _t0, _t1, scale_p, scale_q, in_place=True)
 
 
 def kl_std_normal(loc, logvar, *, validate=True):
@@ -125,4 +125,6 @@ def kl_std_normal(loc, logvar, *, validate=True):
         'kl_std_normal', validate,
         loc=(loc, "real"),
         logvar=(logvar, "real"))
-    return (0.5)*(loc**2 + stable.expm1mx(logvar))
+    _t0 = loc**2
+    _t1 = _t0 - logvar + numpy.exp(logvar)
+    return stable.refine((0.5)*_t1 - 0.5, numpy.less(_t1, 1.02), lambda _t0, logvar: (0.5)*_t0 + (0.5)*stable.expm1mx(logvar), _t0, logvar, in_place=True)

@@ -47,4 +47,4 @@ def langevin_stationary_var(scale, eta, *, validate=True):
         require('langevin_stationary_var', numpy.less(eta, 2*scale**2), "argument 'eta' must be < 2 scale^2: the chain diverges for larger steps")
     _t0 = scale**2
     _t1 = 2*_t0
-    return _t0*(-_t1/(-_t1 + eta))
+    return _t0*(_t1/(_t1 - eta))

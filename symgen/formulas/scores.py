@@ -47,7 +47,7 @@ def score_diffusion(xt, x0, alpha_bar, *, validate=True):
         xt=(xt, "real"),
         x0=(x0, "real"),
         alpha_bar=(alpha_bar, ('interval', 0.0, 1.0, False, False)))
-    return -(numpy.sqrt(alpha_bar)*x0 - xt)/(alpha_bar - 1)
+    return (numpy.sqrt(alpha_bar)*x0 - xt)/(1 - alpha_bar)
 
 
 def score_mvn(x, loc, cov, *, validate=True):
@@ -122,7 +122,7 @@ def score_normal(x, loc, scale, *, validate=True):
         loc=(loc, "real"),
         scale=(scale, "positive"))
     _t0 = 1/scale
-    return -_t0*(-_t0*(loc - x))
+    return _t0*(_t0*(loc - x))
 
 TweedieNormalResult = namedtuple('TweedieNormalResult', ['mean', 'var'])
 

@@ -55,7 +55,7 @@ def vae_linear_gaussian_elbo(x, w, b, s, loc, scale, *, validate=True):
         loc=(loc, "real"),
         scale=(scale, "positive"))
     _t0 = scale**2
-    return -0.5*_t0 - 0.5*loc**2 - numpy.log(s) + numpy.log(scale) - 0.4189385332046727 - 0.5*(_t0*w**2 + (-b - loc*w + x)**2)/s**2
+    return numpy.log(scale) - 0.5*_t0 - 0.5*loc**2 - numpy.log(s) - 0.4189385332046727 - 0.5*(_t0*w**2 + (x - b - loc*w)**2)/s**2
 
 
 def vae_linear_gaussian_evidence(x, w, b, s, *, validate=True):
@@ -148,7 +148,7 @@ def vae_linear_gaussian_posterior(x, w, b, s, *, validate=True):
         s=(s, "positive"))
     _t0 = s**2
     _t1 = 1/(_t0 + w**2)
-    return VaeLinearGaussianPosteriorResult(-_t1*w*(b - x), _t0*_t1)
+    return VaeLinearGaussianPosteriorResult(_t1*w*(x - b), _t0*_t1)
 
 VaeReparameterizationGradientResult = namedtuple('VaeReparameterizationGradientResult', ['d_loc', 'd_scale'])
 
