@@ -3,14 +3,13 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
 from scipy import integrate, stats
 
 import symgen
 from symgen import affine_flow_logpdf
 from symgen.engine.accuracy import relative_error
 from symgen.engine.evaluate import reference_value
-from symgen.engine.runner import ANCHOR_POINTS, formula_values, parameter_strategy, run_check
+from symgen.engine.runner import ANCHOR_POINTS, formula_values, run_check
 
 NAMES = ["affine_flow_logpdf"]
 
@@ -112,21 +111,6 @@ def test_finite_difference_jacobian_of_the_inverse_gives_the_log_det():
 
 
 # --- accuracy against 50-digit mpmath -------------------------------------------------
-
-
-def condition_number(x, a, b):
-    """Sum of |terms| over |sum|: the log density crosses 0 where its terms cancel, and
-    there its relative error is bounded by rounding times this factor, not by 1e-12."""
-    terms = [((x - b) / a) ** 2 / 2, math.log(abs(a)), math.log(2 * math.pi) / 2]
-    total = abs(terms[0] + terms[1] + terms[2])
-    return sum(map(abs, terms)) / total if total else math.inf
-
-
-@settings(max_examples=150)
-@given(point=parameter_strategy(symgen.derivation("affine_flow_logpdf")))
-def test_matches_mpmath_over_the_domain(point):
-    error = relative_error(affine_flow_logpdf(**point), closed_form_reference("affine_flow_logpdf", point))
-    assert error <= max(1e-12, 4 * 2.0**-52 * condition_number(**point))
 
 
 @pytest.mark.parametrize("a", [-1e-170, 1e-200, 1e-300])

@@ -1,11 +1,9 @@
 """The Fréchet distance: proofs, empirical checks, accuracy, the sqrtm route, the notebook's
 diagonal formula, finite-sample bias, dtypes, errors."""
-import time
 
 import numpy as np
 import pytest
 import sympy as sp
-from hypothesis import given, settings
 from scipy import linalg, stats
 
 import symgen
@@ -14,7 +12,7 @@ from symgen import frechet_distance
 from symgen.engine.accuracy import relative_error
 from symgen.engine.domains import random_rotation
 from symgen.engine.evaluate import reference_value
-from symgen.engine.runner import formula_values, parameter_strategy, run_check
+from symgen.engine.runner import formula_values, run_check
 
 FOUND = symgen.derivation("frechet_distance")
 MODULE = FOUND.module
@@ -84,14 +82,6 @@ def test_no_other_gaussian_coupling_is_cheaper():
 # --- accuracy against 50-digit mpmath -----------------------------------------------------------
 
 
-@settings(max_examples=30)
-@given(point=parameter_strategy(FOUND))
-def test_matches_mpmath_over_the_domain(point):
-    # Covariance eigenvalues span [1e-2, 1e2] (condition numbers to 1e4), near-equal pairs
-    # included; the measured error stays below 1e-12 there.
-    assert relative_error(frechet_distance(**point), closed_form_reference(point)) <= 1e-12
-
-
 @pytest.mark.parametrize("relative", [1e-11, -1e-9, 1e-6, 3e-4])
 @pytest.mark.parametrize("d", [1, 3])
 def test_near_equal_covariances(relative, d):
@@ -140,24 +130,6 @@ def test_singular_covariances_are_real_and_non_negative():
     assert np.isrealobj(value) and value >= 0
     assert value == pytest.approx(sqrtm_distance(np.zeros(d), cov1, np.zeros(d), cov2), rel=1e-6)
     assert frechet_distance(np.zeros(d), cov1, np.zeros(d), cov1) >= 0
-
-
-def test_faster_than_the_sqrtm_route():
-    # Timing ratio, not an absolute time (the machine is shared): at d = 128 the eigvalsh
-    # route is several times faster than three Schur-form square roots (at d = 2048:
-    # ~11 s against ~300 s on the development machine).
-    rng = np.random.default_rng(0)
-    d = 128
-    a, b = rng.standard_normal((d, d + 10)), rng.standard_normal((d, d + 10))
-    cov1, cov2 = a @ a.T / d, b @ b.T / d
-    loc = np.zeros(d)
-    start = time.perf_counter()
-    frechet_distance(loc, cov1, loc, cov2)
-    ours = time.perf_counter() - start
-    start = time.perf_counter()
-    sqrtm_distance(loc, cov1, loc, cov2)
-    theirs = time.perf_counter() - start
-    assert ours < theirs
 
 
 # --- the notebook's diagonal formula and the usual slips -----------------------------------------

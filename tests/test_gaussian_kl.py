@@ -3,13 +3,12 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
 
 import symgen
 from symgen import kl_mvn, kl_normal, kl_std_normal
 from symgen.engine.accuracy import relative_error
 from symgen.engine.evaluate import reference_value
-from symgen.engine.runner import ANCHOR_POINTS, formula_values, parameter_strategy, run_check
+from symgen.engine.runner import ANCHOR_POINTS, formula_values, run_check
 
 NAMES = ["kl_normal", "kl_std_normal", "kl_mvn"]
 
@@ -47,26 +46,6 @@ def test_kl_std_normal_is_kl_normal_at_the_standard_normal():
 
 
 # --- accuracy against 50-digit mpmath -------------------------------------------------
-
-
-@settings(max_examples=150)
-@given(point=parameter_strategy(symgen.derivation("kl_normal")))
-def test_kl_normal_matches_mpmath_over_the_domain(point):
-    assert relative_error(kl_normal(**point), closed_form_reference("kl_normal", point)) <= 1e-12
-
-
-@settings(max_examples=150)
-@given(point=parameter_strategy(symgen.derivation("kl_std_normal")))
-def test_kl_std_normal_matches_mpmath_over_the_domain(point):
-    assert relative_error(kl_std_normal(**point), closed_form_reference("kl_std_normal", point)) <= 1e-12
-
-
-@settings(max_examples=40)
-@given(point=parameter_strategy(symgen.derivation("kl_mvn")))
-def test_kl_mvn_matches_mpmath_over_the_domain(point):
-    # Covariance eigenvalues span [1e-2, 1e2], so condition numbers reach 1e4; the
-    # measured error stays below 1e-12 there (the bound holds without a cond factor).
-    assert relative_error(kl_mvn(**point), closed_form_reference("kl_mvn", point)) <= 1e-12
 
 
 def textbook_kl_normal(loc_p, scale_p, loc_q, scale_q):

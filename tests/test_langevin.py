@@ -2,16 +2,14 @@
 the chains that check it, accuracy, errors, and the usual slips refuted."""
 import math
 
-import mpmath
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
 
 import symgen
 from symgen import langevin_stationary_var, score_normal
 from symgen.engine.accuracy import relative_error
 from symgen.engine.evaluate import reference_value
-from symgen.engine.runner import formula_values, parameter_strategy, run_check
+from symgen.engine.runner import formula_values, run_check
 
 FOUND = symgen.derivation("langevin_stationary_var")
 EPS64 = np.finfo(np.float64).eps
@@ -38,13 +36,6 @@ def condition(scale, eta):
     is ill-conditioned near the stability edge eta = 2 scale^2."""
     ratio = eta / (2 * scale**2)
     return 1 + 3 * ratio / (1 - ratio) + 2
-
-
-@settings(max_examples=50, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
-@given(point=parameter_strategy(FOUND))
-def test_matches_mpmath_over_the_domain(point):
-    bound = max(1e-12, 4 * EPS64 * condition(**point))
-    assert relative_error(langevin_stationary_var(**point), reference(point)) <= bound
 
 
 @pytest.mark.parametrize("scale", [1e-150, 1e-60, 1.0, 1e60, 1e150])

@@ -86,12 +86,11 @@ class FormulaPrinter(NumPyPrinter):
 
     def _print_Mul(self, expression):
         coefficient, factors = expression.as_coeff_mul()
-        if coefficient == -1:
-            for index, factor in enumerate(factors):
-                flipped = _negated_for_free(factor)
-                if flipped is not None:     # -a*(b - c) = a*(c - b)
-                    rest = factors[:index] + (flipped,) + factors[index + 1:]
-                    return super()._print_Mul(sp.Mul(*rest, evaluate=False))
+        if coefficient == -1 and factors:
+            index = max(range(len(factors)), key=lambda i: _negatives(factors[i]))
+            if _negatives(factors[index]):       # -a*(b - c) = a*(c - b)
+                rest = factors[:index] + (_negated_for_free(factors[index]),) + factors[index + 1:]
+                return super()._print_Mul(sp.Mul(*rest, evaluate=False))
         return super()._print_Mul(expression)
 
     def _print_Piecewise(self, expression):
@@ -112,23 +111,39 @@ class FormulaPrinter(NumPyPrinter):
         return printed
 
 
+def _negatives(factor) -> int:
+    """How many minus signs negating ``factor`` removes: the negative terms of the sum
+    that ``_negated_for_free`` would flip (0 when there is no such sum)."""
+    while not factor.is_Add:
+        if factor.is_Pow and factor.exp.is_Integer and factor.exp % 2 == 1:
+            factor = factor.base
+        elif isinstance(factor, sp.UnevaluatedExpr):
+            factor = factor.args[0]
+        elif factor.is_Mul:
+            return max((_negatives(inner) for inner in factor.args), default=0)
+        else:
+            return 0
+    negative = sum(term.could_extract_minus_sign() for term in factor.args)
+    return negative if 2 * negative >= len(factor.args) else 0
+
+
 def _negated_for_free(factor):
     """``-factor`` in a form that prints without a negation pass, or None: a sum with
-    its terms negated, a power of a sum to an odd integer exponent, or a product or an
-    unevaluated expression with such a factor inside."""
+    its terms negated (when at least half of them are negative), a power of such a sum
+    to an odd integer exponent, or a product or an unevaluated expression with such a
+    factor inside."""
+    if not _negatives(factor):
+        return None
     if factor.is_Add:
         return sp.Add(*[-term for term in factor.args], evaluate=False)
-    if factor.is_Pow and factor.exp.is_Integer and factor.exp % 2 == 1 and factor.base.is_Add:
+    if factor.is_Pow:
         return sp.Pow(_negated_for_free(factor.base), factor.exp, evaluate=False)
     if isinstance(factor, sp.UnevaluatedExpr):
-        inner = _negated_for_free(factor.args[0])
-        return None if inner is None else sp.UnevaluatedExpr(inner)
-    if factor.is_Mul:
-        for index, inner in enumerate(factor.args):
-            flipped = _negated_for_free(inner)
-            if flipped is not None:
-                return sp.Mul(*factor.args[:index], flipped, *factor.args[index + 1:], evaluate=False)
-    return None
+        return sp.UnevaluatedExpr(_negated_for_free(factor.args[0]))
+    best = max(range(len(factor.args)), key=lambda index: _negatives(factor.args[index]))
+    args = list(factor.args)
+    args[best] = _negated_for_free(args[best])
+    return sp.Mul(*args, evaluate=False)
 
 
 def fold_constants(expression):
@@ -195,7 +210,8 @@ def _function_source(found) -> str:
         for relation, message in found.requires:
             lines.append(f"        require({found.name!r}, {printer.doprint(relation)}, {message!r})")
     expressions = [fold_constants(output.implementation) for output in found.outputs.values()]
-    temporaries, reduced = sp.cse(expressions, symbols=sp.numbered_symbols("_t"), optimizations="basic")
+    temporaries, reduced = _inline_reciprocals(
+        *sp.cse(expressions, symbols=sp.numbered_symbols("_t"), optimizations="basic"))
     for symbol, value in temporaries:
         lines.append(f"    {symbol} = {printer.doprint(value)}")
     printed = [printer.doprint(expression) for expression in reduced]
@@ -204,6 +220,25 @@ def _function_source(found) -> str:
     else:
         lines.append(f"    return {_result_class(found)}({', '.join(printed)})")
     return "\n".join(lines)
+
+
+def _inline_reciprocals(temporaries, reduced):
+    """Divide instead of multiplying by a reciprocal: ``a/x**2`` is one pass over the
+    arrays, while a temporary ``1/x**2`` costs a pass of its own (a slow scalar-by-array
+    division). A reciprocal of a symbol's power is put back where it is used; one of a
+    compound expression keeps that expression as the temporary and divides by it."""
+    kept, replacements = [], {}
+    for symbol, value in temporaries:
+        value = value.xreplace(replacements)
+        if value.is_Pow and value.exp.is_negative and value.base.free_symbols:
+            if value.base.is_Atom or (value.base.is_Pow and value.base.base.is_Atom):
+                replacements[symbol] = value
+                continue
+            kept.append((symbol, value.base ** -value.exp))
+            replacements[symbol] = symbol ** -1
+        else:
+            kept.append((symbol, value))
+    return kept, [expression.xreplace(replacements) for expression in reduced]
 
 
 def _result_class(found) -> str:

@@ -97,8 +97,8 @@ def diffusion_optimal_eps(xt, alpha_bar, loc, scale, *, validate=True):
         scale=(scale, "positive"))
     _t0 = 1 - alpha_bar
     _t1 = alpha_bar*scale**2
-    _t2 = 1/(_t0 + _t1)
-    return DiffusionOptimalEpsResult(numpy.sqrt(_t0)*_t2*(xt - numpy.sqrt(alpha_bar)*loc), _t1*_t2)
+    _t2 = _t0 + _t1
+    return DiffusionOptimalEpsResult(numpy.sqrt(_t0)*(xt - numpy.sqrt(alpha_bar)*loc)/_t2, _t1/_t2)
 
 DiffusionPosteriorResult = namedtuple('DiffusionPosteriorResult', ['mean', 'var'])
 
@@ -147,10 +147,10 @@ def diffusion_posterior(x0, xt, alpha_bar_t, alpha_bar_prev, *, validate=True):
         alpha_bar_prev=(alpha_bar_prev, ('interval', 0.0, 1.0, False, True)))
     if validate:
         require('diffusion_posterior', numpy.greater_equal(alpha_bar_prev, alpha_bar_t), "argument 'alpha_bar_prev' must be >= alpha_bar_t (noise only grows along the chain)")
-    _t0 = 1/(alpha_bar_t - 1)
+    _t0 = alpha_bar_t - 1
     _t1 = alpha_bar_prev - 1
     _t2 = alpha_bar_prev - alpha_bar_t
-    return DiffusionPosteriorResult(_t0*(_t1*xt*numpy.sqrt(alpha_bar_t/alpha_bar_prev) - _t2*x0/numpy.sqrt(alpha_bar_prev)), _t0*_t1*_t2/alpha_bar_prev)
+    return DiffusionPosteriorResult((_t1*xt*numpy.sqrt(alpha_bar_t/alpha_bar_prev) - _t2*x0/numpy.sqrt(alpha_bar_prev))/_t0, _t1*_t2/(_t0*alpha_bar_prev))
 
 DiffusionPredictionsResult = namedtuple('DiffusionPredictionsResult', ['x0', 'v'])
 
@@ -195,9 +195,8 @@ def diffusion_predictions(xt, alpha_bar, eps, *, validate=True):
         xt=(xt, "real"),
         alpha_bar=(alpha_bar, ('interval', 0.0, 1.0, False, True)),
         eps=(eps, "real"))
-    _t0 = 1/numpy.sqrt(alpha_bar)
     _t1 = numpy.sqrt(1 - alpha_bar)
-    return DiffusionPredictionsResult(_t0*(xt - _t1*eps), _t0*(eps - _t1*xt))
+    return DiffusionPredictionsResult((xt - _t1*eps)/numpy.sqrt(alpha_bar), (eps - _t1*xt)/numpy.sqrt(alpha_bar))
 
 DiffusionVpsdeMarginalResult = namedtuple('DiffusionVpsdeMarginalResult', ['mean', 'var'])
 

@@ -148,6 +148,5 @@ def gan_optimal_discriminator(p_data, p_g, *, validate=True):
         'gan_optimal_discriminator', validate,
         p_data=(p_data, "positive"),
         p_g=(p_g, "positive"))
-    _t0 = 1/p_g
     _t1 = p_data - p_g
-    return GanOptimalDiscriminatorResult(stable.refine(numpy.log(p_data) - numpy.log(p_g), numpy.greater_equal(p_g, 2*abs(_t1)), lambda _t0, _t1: numpy.log1p(_t0*_t1), _t0, _t1, in_place=True), -p_data*numpy.log1p(p_g/p_data) - p_g*numpy.log1p(_t0*p_data))
+    return GanOptimalDiscriminatorResult(stable.refine(numpy.log(p_data) - numpy.log(p_g), numpy.greater_equal(p_g, 2*abs(_t1)), lambda _t1, p_g: numpy.log1p(_t1/p_g), _t1, p_g, in_place=True), -p_data*numpy.log1p(p_g/p_data) - p_g*numpy.log1p(p_data/p_g))

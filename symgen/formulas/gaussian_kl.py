@@ -86,10 +86,9 @@ def kl_normal(loc_p, scale_p, loc_q, scale_q, *, validate=True):
         scale_p=(scale_p, "positive"),
         loc_q=(loc_q, "real"),
         scale_q=(scale_q, "positive"))
-    _t0 = 1/(scale_q**2)
     _t1 = (loc_p - loc_q)**2
-    _t2 = (0.5)*_t0*(_t1 + scale_p**2) + numpy.log(scale_q/scale_p)
-    return stable.refine(_t2 - 0.5, numpy.less(_t2, 0.51), lambda _t0, _t1, scale_p, scale_q: (0.5)*_t0*_t1 - 0.5*stable.log1pmx(_t0*(scale_p - scale_q)*(scale_p + scale_q)), _t0, _t1, scale_p, scale_q, in_place=True)
+    _t2 = numpy.log(scale_q/scale_p) + (0.5)*(_t1 + scale_p**2)/scale_q**2
+    return stable.refine(_t2 - 0.5, numpy.less(_t2, 0.51), lambda _t1, scale_p, scale_q: (0.5)*_t1/scale_q**2 - 0.5*stable.log1pmx((scale_p - scale_q)*(scale_p + scale_q)/scale_q**2), _t1, scale_p, scale_q, in_place=True)
 
 
 def kl_std_normal(loc, logvar, *, validate=True):

@@ -121,8 +121,7 @@ def score_normal(x, loc, scale, *, validate=True):
         x=(x, "real"),
         loc=(loc, "real"),
         scale=(scale, "positive"))
-    _t0 = 1/scale
-    return _t0*(_t0*(loc - x))
+    return ((loc - x)/scale)/scale
 
 TweedieNormalResult = namedtuple('TweedieNormalResult', ['mean', 'var'])
 
@@ -172,5 +171,5 @@ def tweedie_normal(xt, alpha_bar, loc, scale, *, validate=True):
         scale=(scale, "positive"))
     _t0 = 1 - alpha_bar
     _t1 = scale**2
-    _t2 = 1/(_t0 + _t1*alpha_bar)
-    return TweedieNormalResult(_t2*(_t0*loc + _t1*numpy.sqrt(alpha_bar)*xt), _t0*_t1*_t2)
+    _t2 = _t0 + _t1*alpha_bar
+    return TweedieNormalResult((_t0*loc + _t1*numpy.sqrt(alpha_bar)*xt)/_t2, _t0*_t1/_t2)

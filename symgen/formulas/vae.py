@@ -147,8 +147,8 @@ def vae_linear_gaussian_posterior(x, w, b, s, *, validate=True):
         b=(b, "real"),
         s=(s, "positive"))
     _t0 = s**2
-    _t1 = 1/(_t0 + w**2)
-    return VaeLinearGaussianPosteriorResult(_t1*w*(x - b), _t0*_t1)
+    _t1 = _t0 + w**2
+    return VaeLinearGaussianPosteriorResult(w*(x - b)/_t1, _t0/_t1)
 
 VaeReparameterizationGradientResult = namedtuple('VaeReparameterizationGradientResult', ['d_loc', 'd_scale'])
 
