@@ -10,7 +10,8 @@ from .frechet import frechet_distance
 from .gan import gan_losses, gan_losses_logits, gan_optimal_discriminator
 from .gaussian_kl import kl_mvn, kl_normal, kl_std_normal
 from .langevin import langevin_stationary_var
+from .noise_schedules import diffusion_cosine_schedule, diffusion_linear_schedule
 from .scores import score_diffusion, score_mvn, score_normal, tweedie_normal
 from .vae import vae_linear_gaussian_elbo, vae_linear_gaussian_evidence, vae_linear_gaussian_posterior, vae_reparameterization_gradient
 
-__all__ = ['autoregressive_binary_logpmf', 'diffusion_marginal', 'diffusion_optimal_eps', 'diffusion_posterior', 'diffusion_predictions', 'diffusion_vpsde_marginal', 'expected_modes_covered', 'mixture_variance', 'affine_flow_logpdf', 'frechet_distance', 'gan_losses', 'gan_losses_logits', 'gan_optimal_discriminator', 'kl_mvn', 'kl_normal', 'kl_std_normal', 'langevin_stationary_var', 'score_diffusion', 'score_mvn', 'score_normal', 'tweedie_normal', 'vae_linear_gaussian_elbo', 'vae_linear_gaussian_evidence', 'vae_linear_gaussian_posterior', 'vae_reparameterization_gradient']
+__all__ = ['autoregressive_binary_logpmf', 'diffusion_marginal', 'diffusion_optimal_eps', 'diffusion_posterior', 'diffusion_predictions', 'diffusion_vpsde_marginal', 'expected_modes_covered', 'mixture_variance', 'affine_flow_logpdf', 'frechet_distance', 'gan_losses', 'gan_losses_logits', 'gan_optimal_discriminator', 'kl_mvn', 'kl_normal', 'kl_std_normal', 'langevin_stationary_var', 'diffusion_cosine_schedule', 'diffusion_linear_schedule', 'score_diffusion', 'score_mvn', 'score_normal', 'tweedie_normal', 'vae_linear_gaussian_elbo', 'vae_linear_gaussian_evidence', 'vae_linear_gaussian_posterior', 'vae_reparameterization_gradient']
