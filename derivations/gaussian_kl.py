@@ -145,14 +145,10 @@ chain.step(
     kl_normal.output().closed_form.subs({loc_p: loc, scale_p: scale, loc_q: 0, scale_q: 1}),
     "kl_normal's closed form at loc_p = loc, scale_p = exp(logvar/2), loc_q = 0, scale_q = 1 "
     "(log(1/exp(logvar/2)) = -logvar/2): the textbook form of Kingma & Welling's Appendix B")
-textbook_kl_std = chain.current
 chain.stable(
-    sp.Piecewise(((expm1mx(logvar) + loc**2) / 2, textbook_kl_std < sp.Rational(1, 100)),
-                 (textbook_kl_std, True)),
-    "where the textbook value is below 0.01, expm1mx(logvar) = exp(logvar) - 1 - logvar without "
-    "the cancellation near logvar = 0, where the textbook form loses every digit of the variance "
-    "term; elsewhere its terms (each at most ~100 KL there) cancel by at most a factor ~100, "
-    "a few 1e-14 relative, and the cheaper textbook form is kept")
+    (expm1mx(logvar) + loc**2) / 2,
+    "expm1mx(logvar) = exp(logvar) - 1 - logvar without the cancellation near logvar = 0, "
+    "where the textbook form loses every digit of the variance term")
 
 
 def sample_log_ratio_std(rng, n, loc, logvar):

@@ -124,6 +124,4 @@ def kl_std_normal(loc, logvar, *, validate=True):
         'kl_std_normal', validate,
         loc=(loc, "real"),
         logvar=(logvar, "real"))
-    _t0 = loc**2
-    _t1 = _t0 - logvar + numpy.exp(logvar)
-    return stable.refine((0.5)*_t1 - 0.5, numpy.less(_t1, 1.02), lambda _t0, logvar: (0.5)*_t0 + (0.5)*stable.expm1mx(logvar), _t0, logvar, in_place=True)
+    return (0.5)*(loc**2 + stable.expm1mx(logvar))

@@ -1,0 +1,464 @@
+"""Flow layers (affine coupling, planar, invertible linear, elementwise affine): proofs,
+empirical checks, accuracy against 50-digit mpmath, relations, errors, and the classic
+slips refuted by `symgen check`.
+
+The deterministic tests use fixed inputs; the empirical checks have false-alarm
+probability <= 1e-6 each (symgen.engine.checks), and hypothesis is derandomized on CI.
+"""
+import math
+
+import mpmath
+import numpy as np
+import pytest
+import sympy as sp
+from hypothesis import given, settings
+from scipy import integrate, stats
+
+import symgen
+from symgen.engine.accuracy import relative_error
+from symgen.engine.evaluate import reference_value
+from symgen.engine.runner import ANCHOR_POINTS, formula_function, formula_values, parameter_strategy, run_check
+
+
+NAMES = ["affine_coupling_logpdf", "planar_flow_logdet", "linear_flow_logpdf", "elementwise_affine_logpdf"]
+EPS = 2.0**-52
+
+
+def function(name):
+    """The public NumPy function (generated in memory while the derivation is a draft)."""
+    return formula_function(symgen.derivation(name))
+
+
+affine_coupling_logpdf = function("affine_coupling_logpdf")
+planar_flow_logdet = function("planar_flow_logdet")
+linear_flow_logpdf = function("linear_flow_logpdf")
+elementwise_affine_logpdf = function("elementwise_affine_logpdf")
+
+
+def closed_form_reference(name, point):
+    found = symgen.derivation(name)
+    return reference_value(found, found.output().closed_form, point)
+
+
+# --- derivation and verification ----------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_step_is_proved_in_seconds(name):
+    found = symgen.derivation(name).prove()
+    steps = found.output().steps[1:]
+    for step in steps:
+        assert step.proof.startswith("SymPy")
+    # The planar flow's draft took minutes (SymPy's simplify on tanh of a sum); written
+    # through exponentials, every step is decided by expand in well under a second.
+    assert sum(step.seconds for step in steps) < 10
+
+
+def test_planar_steps_are_decided_by_expand():
+    for step in symgen.derivation("planar_flow_logdet").prove().output().steps[1:]:
+        assert "by expand" in step.proof
+
+
+def test_the_planar_flow_tanh_is_tanh():
+    # tanh(s) = 2/(1 + e^(-2 s)) - 1, the form the planar derivation writes tanh in:
+    # SymPy's own rewrite of tanh through exponentials, then rational simplification.
+    s = sp.Symbol("s", real=True)
+    module = symgen.derivation("planar_flow_logdet").module
+    assert sp.cancel((module.tanh_through_exp(s) - sp.tanh(s)).rewrite(sp.exp)) == 0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_empirical_checks_pass_over_the_domain(name):
+    # Each check's false-alarm probability is <= 1e-6 (see symgen.engine.checks).
+    found = symgen.derivation(name)
+    for check in found.checks:
+        report = run_check(found, check, formula_values(found), examples=6)
+        assert report.passed, report.as_dict()
+        assert report.points == 6 + ANCHOR_POINTS
+
+
+def test_sympy_finds_the_inverses_and_triangular_jacobian():
+    symbols = dict(zip("x1 x2 s_weight s_bias t_weight t_bias w11 w12 w21 w22 b1 b2".split(),
+                       sp.symbols("x1 x2 s_weight s_bias t_weight t_bias w11 w12 w21 w22 b1 b2", real=True)))
+    x = (2.0, 0.5)
+    # The coupling: z2 = (x2 - t(x1)) exp(-s(x1)) (RealNVP Section 3.3), dT/dz triangular.
+    coupling = symgen.derivation("affine_coupling_logpdf").module
+    assert coupling.coupling_jacobian.is_lower
+    values = {symbols[name]: value for name, value in zip(("x1", "x2", "s_weight", "s_bias", "t_weight", "t_bias"),
+                                                          (*x, 0.3, -0.2, 1.1, 0.4))}
+    z = [float(component.subs(values)) for component in coupling.coupling_inverse]
+    np.testing.assert_allclose(z, [2.0, (0.5 - 1.1 * 2.0 - 0.4) * math.exp(-(0.3 * 2.0 - 0.2))], rtol=1e-14)
+    # The linear layer: z = W^-1 (x - b).
+    linear = symgen.derivation("linear_flow_logpdf").module
+    w, shift = np.array([[1.5, 0.3], [-0.2, -0.7]]), np.array([0.4, -1.0])
+    values = {symbols[name]: value for name, value in zip(("w11", "w12", "w21", "w22", "b1", "b2", "x1", "x2"),
+                                                          (*w.ravel(), *shift, *x))}
+    z = [float(component.subs(values)) for component in linear.linear_inverse]
+    np.testing.assert_allclose(z, np.linalg.solve(w, np.array(x) - shift), rtol=1e-14)
+
+
+# --- the classic mistakes: `symgen check NAME ...` -----------------------------------------
+
+COUPLING = "-x1**2/2 - (x2 - t_weight*x1 - t_bias)**2*exp(-2*(s_weight*x1 + s_bias))/2 - log(2*pi)"
+S = "(s_weight*x1 + s_bias)"
+PLANAR_A, PLANAR_C = "(w1*z1 + w2*z2 + bias)", "(u1*w1 + u2*w2)"
+DET_W = "(w11*w22 - w12*w21)"
+LINEAR = ("-((w22*(x1 - b1) - w12*(x2 - b2))**2 + (w11*(x2 - b2) - w21*(x1 - b1))**2)/(2*" + DET_W + "**2)"
+          " - log(2*pi)")
+ELEMENTWISE = "-((x1 - b1)/a1)**2/2 - ((x2 - b2)/a2)**2/2 - log(2*pi)"
+
+MISTAKES = {
+    "affine_coupling_logpdf": {
+        "log-det with the wrong sign": COUPLING + " + " + S,
+        "log-det missing": COUPLING,
+        "log-det exp(s) instead of s": COUPLING + " - exp" + S,
+        "multiplied by exp(s) where the inverse divides":
+            "-x1**2/2 - (x2 - t_weight*x1 - t_bias)**2*exp(2*" + S + ")/2 - log(2*pi) - " + S,
+        "shift removed after unscaling":
+            "-x1**2/2 - (x2*exp(-" + S + ") - t_weight*x1 - t_bias)**2/2 - log(2*pi) - " + S,
+    },
+    "planar_flow_logdet": {
+        "log-det with the wrong sign": f"-log(1 + (1 - tanh{PLANAR_A}**2)*{PLANAR_C})",
+        "h instead of h' in psi": f"log(1 + tanh{PLANAR_A}*{PLANAR_C})",
+        "h' = 1 - tanh (square forgotten)": f"log(1 + (1 - tanh{PLANAR_A})*{PLANAR_C})",
+        "h' forgotten (the linear layer's lemma)": f"log(1 + {PLANAR_C})",
+        "bias left out of psi": f"log(1 + (1 - tanh(w1*z1 + w2*z2)**2)*{PLANAR_C})",
+        "u^T u for u^T w": f"log(1 + (1 - tanh{PLANAR_A}**2)*(u1**2 + u2**2))",
+    },
+    "linear_flow_logpdf": {
+        "log-det with the wrong sign": LINEAR + f" + log(Abs{DET_W})",
+        "log-det missing": LINEAR,
+        "log-det without the absolute value": LINEAR + f" - log{DET_W}",
+        "log det(W^T W) without the 1/2": LINEAR + f" - log({DET_W}**2)",
+        "the forward map where the inverse belongs":
+            "-((w11*x1 + w12*x2 + b1)**2 + (w21*x1 + w22*x2 + b2)**2)/2 - log(2*pi) - log(Abs" + DET_W + ")",
+        "W^T for W^-1 (as if W were orthogonal)":
+            "-((w11*(x1 - b1) + w21*(x2 - b2))**2 + (w12*(x1 - b1) + w22*(x2 - b2))**2)/2 - log(2*pi)"
+            " - log(Abs" + DET_W + ")",
+    },
+    "elementwise_affine_logpdf": {
+        "log-det with the wrong sign": ELEMENTWISE + " + log(Abs(a1)) + log(Abs(a2))",
+        "log-det missing": ELEMENTWISE,
+        "log-det without the absolute value": ELEMENTWISE + " - log(a1) - log(a2)",
+        "one scale's log-det forgotten": ELEMENTWISE + " - log(Abs(a1))",
+        "variances for scales in the log-det": ELEMENTWISE + " - log(a1**2) - log(a2**2)",
+    },
+}
+CASES = [(name, mistake) for name, mistakes in MISTAKES.items() for mistake in mistakes]
+
+
+@pytest.mark.parametrize("name, mistake", CASES)
+def test_classic_mistakes_are_refuted_with_a_counterexample(name, mistake):
+    result = symgen.check(name, MISTAKES[name][mistake])
+    assert not result.verified
+    assert result.counterexample is not None
+    assert set(result.counterexample.point) == set(symgen.derivation(name).param_names)
+    assert "counterexample" in str(result)
+
+
+def test_the_missing_absolute_value_fails_exactly_where_det_w_is_negative():
+    result = symgen.check("linear_flow_logpdf", MISTAKES["linear_flow_logpdf"]["log-det without the absolute value"])
+    point = result.counterexample.point
+    assert point["w11"] * point["w22"] - point["w12"] * point["w21"] < 0
+
+
+RIGHT_IN_OTHER_WORDS = {
+    # The paper's form, with tanh: the draft's own h' = 1 - tanh^2.
+    "planar_flow_logdet": [f"log(1 + (1 - tanh{PLANAR_A}**2)*{PLANAR_C})",
+                           f"log(1 + {PLANAR_C}/cosh{PLANAR_A}**2)"],
+    # log|det W| = log det(W^T W)/2, with det(W^T W) as the Gram determinant.
+    "linear_flow_logpdf": [LINEAR + " - log((w11**2 + w21**2)*(w12**2 + w22**2) - (w11*w12 + w21*w22)**2)/2"],
+    "affine_coupling_logpdf": ["log(exp(-x1**2/2)*exp(-((x2 - t_weight*x1 - t_bias)/exp(" + S + "))**2/2)"
+                               "/(2*pi*exp(" + S + ")))"],
+}
+RIGHT_CASES = [(name, form) for name, forms in RIGHT_IN_OTHER_WORDS.items() for form in forms]
+
+
+@pytest.mark.parametrize("name, form", RIGHT_CASES)
+def test_the_right_formula_in_other_words_is_verified(name, form):
+    result = symgen.check(name, form, examples=6)
+    assert result.verified, str(result)
+
+
+# --- accuracy against 50-digit mpmath ----------------------------------------------------
+# Where a log density crosses 0 its terms cancel, and the relative error is bounded by
+# rounding times the sum of the terms' sizes (with every subtraction inside them made an
+# addition) over the result, not by 1e-12: each `rounding_size` below is that sum, a
+# running-error bound in units of eps, and the tests allow 8 eps times it.
+
+
+def rounding_size_coupling(x1, x2, s_weight, s_bias, t_weight, t_bias):
+    scale = s_weight * x1 + s_bias
+    scale_size = abs(s_weight * x1) + abs(s_bias)
+    residual_size = (abs(x2) + abs(t_weight * x1) + abs(t_bias)) * math.exp(-scale)
+    standard = (x2 - t_weight * x1 - t_bias) * math.exp(-scale)
+    return (x1**2 / 2 + abs(standard) * residual_size + standard**2 * (1 + scale_size)
+            + scale_size + abs(scale) + math.log(2 * math.pi))
+
+
+def rounding_size_planar(z1, z2, u1, u2, w1, w2, bias):
+    activation = w1 * z1 + w2 * z2 + bias
+    dot = u1 * w1 + u2 * w2
+    increment = dot / math.cosh(activation) ** 2
+    cancellation = (abs(u1 * w1) + abs(u2 * w2)) / abs(dot) if dot else 0.0    # dot = 0: exact 0
+    relative = cancellation + 2 * (abs(w1 * z1) + abs(w2 * z2) + abs(bias)) + 4
+    value = math.log1p(increment)
+    return abs(value) + relative * abs(increment) / (1 + increment)
+
+
+def rounding_size_linear(x1, x2, w11, w12, w21, w22, b1, b2):
+    det = w11 * w22 - w12 * w21
+    det_size = abs(w11 * w22) + abs(w12 * w21)
+    first = w22 * (x1 - b1) - w12 * (x2 - b2)
+    second = w11 * (x2 - b2) - w21 * (x1 - b1)
+    first_size = abs(w22) * (abs(x1) + abs(b1)) + abs(w12) * (abs(x2) + abs(b2))
+    second_size = abs(w11) * (abs(x2) + abs(b2)) + abs(w21) * (abs(x1) + abs(b1))
+    quadratic = (first**2 + second**2) / det**2
+    return (quadratic * (1 + det_size / abs(det)) + (abs(first) * first_size + abs(second) * second_size) / det**2
+            + det_size / abs(det) + abs(math.log(abs(det))) + math.log(2 * math.pi))
+
+
+def rounding_size_elementwise(x1, x2, a1, a2, b1, b2):
+    total = math.log(2 * math.pi)
+    for x, a, b in ((x1, a1, b1), (x2, a2, b2)):
+        standard = (x - b) / a
+        total += standard**2 + abs(standard) * (abs(x) + abs(b)) / abs(a) + abs(math.log(abs(a)))
+    return total
+
+
+ROUNDING_SIZES = {
+    "affine_coupling_logpdf": rounding_size_coupling,
+    "planar_flow_logdet": rounding_size_planar,
+    "linear_flow_logpdf": rounding_size_linear,
+    "elementwise_affine_logpdf": rounding_size_elementwise,
+}
+
+
+def assert_accurate(name, point):
+    reference = closed_form_reference(name, point)
+    error = relative_error(function(name)(**point), reference)
+    allowance = 8 * EPS * ROUNDING_SIZES[name](**point) / max(abs(float(reference)), 1e-300)
+    assert error <= max(1e-12, allowance), (point, error, allowance)
+
+
+@settings(max_examples=60)
+@given(point=parameter_strategy(symgen.derivation("affine_coupling_logpdf")))
+def test_coupling_matches_mpmath_over_the_domain(point):
+    assert_accurate("affine_coupling_logpdf", point)
+
+
+@settings(max_examples=60)
+@given(point=parameter_strategy(symgen.derivation("planar_flow_logdet")))
+def test_planar_matches_mpmath_over_the_domain(point):
+    assert_accurate("planar_flow_logdet", point)
+
+
+@settings(max_examples=60)
+@given(point=parameter_strategy(symgen.derivation("linear_flow_logpdf")))
+def test_linear_matches_mpmath_over_the_domain(point):
+    assert_accurate("linear_flow_logpdf", point)
+
+
+@settings(max_examples=60)
+@given(point=parameter_strategy(symgen.derivation("elementwise_affine_logpdf")))
+def test_elementwise_matches_mpmath_over_the_domain(point):
+    assert_accurate("elementwise_affine_logpdf", point)
+
+
+@pytest.mark.parametrize("bias", [8.0, -25.0, 60.0, -300.0, 700.0])
+def test_planar_stays_accurate_where_tanh_saturates(bias):
+    point = dict(z1=0.5, z2=-1.0, u1=0.7, u2=-0.3, w1=0.9, w2=0.4, bias=bias)
+    reference = closed_form_reference("planar_flow_logdet", point)
+    assert relative_error(planar_flow_logdet(**point), reference) <= 1e-12
+    # The textbook h' = 1 - tanh^2 misses the 1e-12 bar there (and keeps no digit past
+    # |a| ~ 19), except where the true value underflows anyway.
+    activation = 0.9 * 0.5 - 0.4 * 1.0 + bias
+    textbook = math.log1p((0.7 * 0.9 - 0.3 * 0.4) * (1 - math.tanh(activation) ** 2))
+    assert relative_error(textbook, reference) > 1e-12 or float(reference) < 1e-300
+
+
+@pytest.mark.parametrize("scale", [-1e-170, 1e-200, 1e-300])
+def test_elementwise_tiny_scales_do_not_underflow(scale):
+    point = dict(x1=1.5 * abs(scale), x2=0.3, a1=scale, a2=2.0, b1=0.0, b2=0.1)
+    reference = closed_form_reference("elementwise_affine_logpdf", point)
+    assert relative_error(elementwise_affine_logpdf(**point), reference) <= 1e-12
+
+
+# --- relations ----------------------------------------------------------------------------
+
+_NODES, _WEIGHTS = np.polynomial.legendre.leggauss(16)
+
+
+def mass_2d(density, first_range, second_range, panels=96):
+    """The integral of density(x1, x2): scipy's adaptive quad over x1 of a composite
+    16-point Gauss-Legendre rule over x2 in second_range(x1) (vectorized, one call per x1;
+    with panels no wider than a scale of the density it is exact to rounding)."""
+    def inner(first):
+        low, high = second_range(first)
+        edges = np.linspace(low, high, panels + 1)
+        half = (edges[1:] - edges[:-1])[:, None] / 2
+        nodes = (edges[:-1, None] + half * (_NODES + 1)).ravel()
+        return float(np.dot((half * _WEIGHTS).ravel(), density(first, nodes)))
+
+    return integrate.quad(inner, *first_range, epsabs=1e-13, epsrel=1e-12, limit=400)[0]
+
+
+
+def test_coupling_is_a_conditional_gaussian():
+    # x1 ~ N(0, 1) and, given x1, x2 ~ N(t(x1), exp(2 s(x1))): no Jacobian involved.
+    rng = np.random.default_rng(1)
+    x1, x2 = rng.normal(0, 2, 40), rng.normal(0, 4, 40)
+    s_weight, s_bias, t_weight, t_bias = 0.6, -0.4, 1.3, 0.2
+    expected = stats.norm.logpdf(x1) + stats.norm.logpdf(x2, t_weight * x1 + t_bias, np.exp(s_weight * x1 + s_bias))
+    np.testing.assert_allclose(affine_coupling_logpdf(x1, x2, s_weight, s_bias, t_weight, t_bias), expected,
+                               rtol=1e-13)
+
+
+@pytest.mark.parametrize("coupling", [(0.0, 0.0, 0.0, 0.0), (0.8, -0.5, 1.5, 2.0), (-1.0, 1.2, -2.0, -3.0)])
+def test_coupling_density_integrates_to_one(coupling):
+    s_weight, s_bias, t_weight, t_bias = coupling
+    # Given x1, the mass lies within 40 conditional scales of the shift; x1 within 40.
+    mass = mass_2d(lambda x1, x2: np.exp(affine_coupling_logpdf(x1, x2, *coupling)), (-40, 40),
+                   lambda x1: (t_weight * x1 + t_bias - 40 * math.exp(s_weight * x1 + s_bias),
+                               t_weight * x1 + t_bias + 40 * math.exp(s_weight * x1 + s_bias)))
+    assert abs(mass - 1) <= 1e-10
+
+
+def random_matrices(count, seed):
+    rng = np.random.default_rng(seed)
+    return [rng.normal(0, 1, (2, 2)) for _ in range(count)]
+
+
+@pytest.mark.parametrize("matrix", random_matrices(4, 7))
+def test_linear_equals_scipy_and_the_slogdet(matrix):
+    rng = np.random.default_rng(3)
+    x, shift = rng.normal(0, 3, (30, 2)), rng.normal(0, 1, 2)
+    value = linear_flow_logpdf(x[:, 0], x[:, 1], *matrix.ravel(), *shift)
+    expected = stats.multivariate_normal(shift, matrix @ matrix.T).logpdf(x)
+    np.testing.assert_allclose(value, expected, rtol=1e-10)
+    latent = np.linalg.solve(matrix, (x - shift).T).T
+    log_det = stats.norm.logpdf(latent).sum(axis=1) - value
+    np.testing.assert_allclose(log_det, np.linalg.slogdet(matrix)[1], rtol=1e-10, atol=1e-12)
+
+
+def test_linear_density_is_unchanged_by_a_rotation_of_the_latent():
+    # z ~ N(0, I) is rotation invariant, so W R gives the law of W: the same density.
+    matrix = np.array([[1.3, -0.4], [0.6, 0.9]])
+    angle = 0.7
+    rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    x1, x2 = np.meshgrid(np.linspace(-4, 4, 9), np.linspace(-3, 5, 9))
+    np.testing.assert_allclose(linear_flow_logpdf(x1, x2, *(matrix @ rotation).ravel(), 0.5, 1.0),
+                               linear_flow_logpdf(x1, x2, *matrix.ravel(), 0.5, 1.0), rtol=1e-13)
+
+
+def test_linear_density_integrates_to_one():
+    matrix, shift = np.array([[0.3, -1.2], [0.8, 0.5]]), (1.0, -2.0)
+    reach = 40 * np.linalg.norm(matrix, 2)
+    mass = mass_2d(lambda x1, x2: np.exp(linear_flow_logpdf(x1, x2, *matrix.ravel(), *shift)),
+                   (shift[0] - reach, shift[0] + reach), lambda x1: (shift[1] - reach, shift[1] + reach), panels=256)
+    assert abs(mass - 1) <= 1e-10
+
+
+def test_elementwise_is_a_diagonal_linear_flow_and_two_affine_flows():
+    from symgen import affine_flow_logpdf
+
+    rng = np.random.default_rng(5)
+    x1, x2, b1, b2 = rng.normal(0, 3, (4, 25))
+    a1, a2 = rng.choice([-1, 1], (2, 25)) * np.exp(rng.uniform(-3, 3, (2, 25)))
+    value = elementwise_affine_logpdf(x1, x2, a1, a2, b1, b2)
+    np.testing.assert_allclose(value, linear_flow_logpdf(x1, x2, a1, 0.0, 0.0, a2, b1, b2), rtol=1e-13)
+    np.testing.assert_allclose(value, affine_flow_logpdf(x1, a1, b1) + affine_flow_logpdf(x2, a2, b2), rtol=1e-13)
+
+
+def finite_difference_log_det(z, flow, h=1e-6):
+    forward = symgen.derivation("planar_flow_logdet").module.planar_forward_numeric
+    columns = [(np.array(forward(*(z + h * e), **flow)) - np.array(forward(*(z - h * e), **flow))) / (2 * h)
+               for e in np.eye(2)]
+    return np.linalg.slogdet(np.array(columns).T)[1]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_planar_matches_a_finite_difference_jacobian(seed):
+    rng = np.random.default_rng(seed)
+    flow = dict(zip(("u1", "u2", "w1", "w2"), rng.uniform(-1, 1, 4)), bias=float(rng.normal()))
+    z = rng.normal(0, 1, 2)
+    assert planar_flow_logdet(*z, **flow) == pytest.approx(finite_difference_log_det(z, flow), abs=1e-8)
+
+
+@pytest.mark.parametrize("flow", [dict(u1=0.7, u2=-0.4, w1=1.3, w2=0.2, bias=0.1),
+                                  dict(u1=-1.0, u2=0.0, w1=1.0, w2=0.0, bias=0.3)])
+def test_planar_change_of_variables_integrates_to_one(flow):
+    # integral of N(f(z); 0, I) |det J_f(z)| dz = integral of N(x; 0, I) dx = 1 for a
+    # bijection f of the plane (the second flow sits on the edge u^T w = -1).
+    forward = symgen.derivation("planar_flow_logdet").module.planar_forward_numeric
+
+    def integrand(first, second):
+        image = forward(first, second, **flow)
+        log_density = -(image[0] ** 2 + image[1] ** 2) / 2 - math.log(2 * math.pi)
+        return np.exp(log_density + planar_flow_logdet(first, second, **flow))
+
+    mass = mass_2d(integrand, (-12, 12), lambda first: (-12, 12))
+    assert abs(mass - 1) <= 1e-10
+
+
+def test_planar_log_det_vanishes_when_u_is_orthogonal_to_w_and_is_even_in_the_activation():
+    z1, z2 = np.linspace(-2, 2, 5), np.linspace(1, -1, 5)
+    assert np.array_equal(planar_flow_logdet(z1, z2, 0.6, -0.3, 0.5, 1.0, 0.2), np.zeros(5))
+    np.testing.assert_allclose(planar_flow_logdet(z1, z2, 0.6, 0.3, 0.5, 1.0, 0.2),
+                               planar_flow_logdet(-z1, -z2, 0.6, 0.3, 0.5, 1.0, -0.2), rtol=1e-14)
+
+
+def test_planar_on_the_invertibility_edge():
+    # u^T w = -1: det J = 1 - sech^2(a) = tanh^2(a), zero only at a = 0.
+    value = planar_flow_logdet(0.5, 0.0, -1.0, 0.0, 1.0, 0.0, 0.0)
+    with mpmath.workdps(30):
+        assert float(value) == pytest.approx(float(2 * mpmath.log(mpmath.tanh(0.5))), rel=1e-13)
+    with np.errstate(divide="ignore"):
+        assert planar_flow_logdet(0.0, 0.0, -1.0, 0.0, 1.0, 0.0, 0.0) == -np.inf
+
+
+# --- dtypes, broadcasting, errors ------------------------------------------------------------
+
+
+def test_float32_in_float32_out_and_broadcasting():
+    f32 = np.float32
+    assert planar_flow_logdet(np.zeros(3, f32), f32(0), f32(0.5), f32(0.5), f32(1), f32(1), f32(0)).dtype == np.float32
+    assert linear_flow_logpdf(0, 0, 1, 0, 0, 1, 0, 0).dtype == np.float64
+    grid = np.linspace(-1, 1, 4)[:, None]
+    assert affine_coupling_logpdf(grid, np.array([0.0, 1.0, 2.0]), 0.5, 0.0, 1.0, 0.0).shape == (4, 3)
+    assert elementwise_affine_logpdf(grid, 0.0, np.array([1.0, -2.0]), 1.0, 0.0, 0.0).shape == (4, 2)
+
+
+@pytest.mark.parametrize("matrix", [(1.0, 2.0, 2.0, 4.0), (0.0, 0.0, 0.0, 0.0), (0.0, 1.0, 0.0, 3.0),
+                                    (np.array([1.0, 1.0]), 2.0, np.array([0.5, 2.0]), np.array([4.0, 4.0]))])
+def test_a_singular_w_is_not_invertible(matrix):
+    with pytest.raises(ValueError, match=r"linear_flow_logpdf: the matrix W .* is singular"):
+        linear_flow_logpdf(0.3, -0.2, *matrix, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("u1, w1", [(-1.0, 1.5), (2.0, -0.6)])
+def test_planar_flow_that_is_not_invertible_is_rejected(u1, w1):
+    with pytest.raises(ValueError, match=r"planar_flow_logdet: the planar flow is invertible only for u\^T w >= -1"):
+        planar_flow_logdet(0.0, 0.0, u1, 0.0, w1, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("named", ["a1", "a2"])
+def test_a_zero_scale_is_not_invertible(named):
+    scales = {"a1": 1.0, "a2": 1.0, named: 0.0}
+    with pytest.raises(ValueError, match=rf"elementwise_affine_logpdf: argument '{named}' must be nonzero"):
+        elementwise_affine_logpdf(0.0, 0.0, scales["a1"], scales["a2"], 0.0, 0.0)
+
+
+@pytest.mark.parametrize("name, named", [("affine_coupling_logpdf", "s_weight"), ("planar_flow_logdet", "bias"),
+                                         ("linear_flow_logpdf", "w12"), ("elementwise_affine_logpdf", "x2")])
+def test_non_finite_arguments_are_rejected(name, named):
+    point = {param: 0.5 for param in symgen.derivation(name).param_names}
+    point[named] = np.nan
+    with pytest.raises(ValueError, match=rf"{name}: argument '{named}'"):
+        function(name)(**point)
+
+
+def test_validate_false_skips_the_checks():
+    with np.errstate(all="ignore"):
+        assert not np.isfinite(linear_flow_logpdf(0.3, 0.2, 1.0, 2.0, 2.0, 4.0, 0.0, 0.0, validate=False))
+
