@@ -66,7 +66,19 @@ TORCH_BASELINES = {
                                                 td.Normal(torch.zeros(()), torch.ones(()))),
     "kl_mvn": lambda a: td.kl_divergence(td.MultivariateNormal(a["loc_p"], covariance_matrix=a["cov_p"]),
                                          td.MultivariateNormal(a["loc_q"], covariance_matrix=a["cov_q"])),
+    # Gaussian log densities: the affine flow's pushforward is N(b, a^2), the linear-Gaussian
+    # evidence is N(b, w^2 + s^2).
+    "affine_flow_logpdf": lambda a: td.Normal(a["b"], torch.abs(a["a"])).log_prob(a["x"]),
+    "vae_linear_gaussian_evidence": lambda a: td.Normal(a["b"], torch.sqrt(a["w"] ** 2 + a["s"] ** 2)).log_prob(a["x"]),
+    # A score as torch users get one: autograd of the log density.
+    "score_normal": lambda a: torch_score(a["x"], a["loc"], a["scale"]),
 }
+
+
+def torch_score(x, loc, scale):
+    x = x.detach().requires_grad_(True)
+    td.Normal(loc, scale).log_prob(x).sum().backward()
+    return x.grad
 
 
 def rows_for(name, inputs, naive, repeat):

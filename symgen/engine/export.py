@@ -13,8 +13,11 @@ from sympy.printing.numpy import JaxPrinter, NumPyPrinter
 from sympy.printing.pytorch import TorchPrinter
 
 from .codegen import fold_constants
+from .symbolic import log_normal_mass
 
 MODULES = {"numpy": "numpy", "torch": "torch", "jax": "jax.numpy"}
+# Where each backend keeps the normal CDF and its logarithm (NumPy has neither).
+SPECIAL = {"numpy": "scipy.special", "torch": "torch.special", "jax": "jax.scipy.special"}
 
 PRELUDE = '''
 
@@ -48,6 +51,27 @@ def softplus(x):
 '''
 
 
+# Only for closed forms that use it: it needs the backend's special functions.
+NORMAL_MASS_PRELUDE = '''
+
+def log_normal_mass(a, b):
+    """log(Phi(b) - Phi(a)) without cancellation: intervals below 0 are reflected; one
+    containing 0 is 1 minus two tails; one in the upper tail is a tail times
+    (1 - a ratio of tails), the ratio's complement formed by expm1 or log1p."""
+    flip = (a + b) < 0
+    low, high = {module}.where(flip, -b, a), {module}.where(flip, -a, b)
+    # Phi(x) as erfc(-x / sqrt 2) / 2: full relative precision in the lower tail (some
+    # backends' ndtr is 1 + erf, which rounds tail masses below 1e-16 to 0).
+    inner = {module}.log1p(-({special}.erfc(-low * 0.7071067811865476)
+                             + {special}.erfc(high * 0.7071067811865476)) / 2)
+    upper = {special}.log_ndtr(-low)
+    ratio = {special}.log_ndtr(-high) - upper
+    complement = {module}.where(ratio > -0.6931471805599453, {module}.log(-{module}.expm1(ratio)),
+                                {module}.log1p(-{module}.exp(ratio)))
+    return {module}.where(low <= 0, inner, upper + complement)
+'''
+
+
 def _printer_class(base, module):
     class BackendPrinter(base):
         def _print_log1pmx(self, expression):
@@ -59,6 +83,10 @@ def _printer_class(base, module):
         def _print_sqrt_ratio(self, expression):
             a, b = (self._print(argument) for argument in expression.args)
             return f"{module}.sqrt({a}/{b})"
+
+        def _print_log_normal_mass(self, expression):
+            a, b = (self._print(argument) for argument in expression.args)
+            return f"log_normal_mass({a}, {b})"
 
         def _print_softplus(self, expression):
             return f"softplus({self._print(expression.args[0])})"
@@ -105,8 +133,14 @@ def export(found, backend: str) -> str:
     names = ", ".join(found.param_names)
     lines = [f'"""{found.title}, exported by `symgen export {found.name} --backend {backend}`.', "",
              f"Derived and verified in symgen (`symgen show {found.name}`); no argument validation here.",
-             '"""', f"import {module}", PRELUDE.format(module=module), "",
-             f"def {found.name}({names}):"]
+             '"""', f"import {module}"]
+    uses_normal_mass = any(expression.atoms(log_normal_mass) for expression in expressions)
+    if uses_normal_mass and SPECIAL[backend] != module:
+        lines.append(f"import {SPECIAL[backend]}")
+    lines += [PRELUDE.format(module=module)
+              + (NORMAL_MASS_PRELUDE.format(module=module, special=SPECIAL[backend]) if uses_normal_mass else ""),
+              "",
+              f"def {found.name}({names}):"]
     for output in found.outputs.values():
         lines.append(f"    # {output.name} = {sp.sstr(output.closed_form)}")
     for symbol, value in temporaries:

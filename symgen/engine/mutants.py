@@ -58,6 +58,8 @@ def _variants(expression, params) -> list[Mutant]:
 # factors and for parameters on (0, 1), so every other closed form's set is unchanged.
 MIN_WRONG = 10
 
+EQUIVALENCE_POINTS = 40
+
 
 def _product_variants(expression, params) -> list[Mutant]:
     variants = []
@@ -72,6 +74,8 @@ def _product_variants(expression, params) -> list[Mutant]:
             # Equal to the closed form when the matrix is symmetric (a covariance): verified.
             variants.append(Mutant(f"{inverse} transposed", expression.xreplace({inverse: inverse.T})))
         return variants
+    if not getattr(expression, "is_Matrix", False):
+        variants.append(Mutant("reciprocal", 1 / expression))    # divided where it multiplies
     factors = sp.Mul.make_args(expression)
     if len(factors) > 1:
         for factor in factors:
@@ -79,6 +83,10 @@ def _product_variants(expression, params) -> list[Mutant]:
                 variants.append(Mutant(f"dropped factor {factor}", expression / factor))
     for param in params:
         domain = param.domain
+        if param.symbol in expression.free_symbols and not getattr(expression, "is_Matrix", False):
+            # An argument in the wrong units: nats for bits, a total for a mean per token.
+            for factor, label in ((2, "doubled"), (sp.Rational(1, 2), "halved")):
+                variants.append(Mutant(f"{param.name} {label}", expression.xreplace({param.symbol: factor * param.symbol})))
         if (isinstance(domain, Interval) and (domain.low, domain.high) == (0, 1)
                 and param.symbol in expression.free_symbols):
             variants.append(Mutant(f"{param.name} replaced by 1 - {param.name}",
@@ -88,7 +96,10 @@ def _product_variants(expression, params) -> list[Mutant]:
 
 def _same_value(derivation, a, b, points) -> bool:
     for point in points:
-        left = evaluate(derivation, a, point, digits=30)
+        try:
+            left = evaluate(derivation, a, point, digits=30)
+        except (ValueError, ArithmeticError, TypeError):
+            return False        # undefined where the closed form is defined: a wrong variant
         right = evaluate(derivation, b, point, digits=30)
         lefts, rights = (left, right) if isinstance(left, list) else ([left], [right])
         scale = max([abs(v) for v in lefts + rights] + [1e-300])
@@ -101,7 +112,10 @@ def mutants(derivation, output: str | None = None, seed: int = 1) -> tuple[list[
     """(wrong variants, equivalent variants) of the closed form of ``output``."""
     closed = derivation.output(output).closed_form
     rng = np.random.default_rng(seed)
-    points = [derivation.sample_point(rng) for _ in range(6)]
+    # Enough points that a variant wrong only on part of the domain (an edge bin of a
+    # discretised density, one cell of a probability table) is not taken for an
+    # equivalent one; matrix closed forms, slower to evaluate, are compared at fewer.
+    points = [derivation.sample_point(rng) for _ in range(6 if derivation.is_matrix else EQUIVALENCE_POINTS)]
     wrong, equivalent, seen = [], [], set()
     for variant in _variants(closed, derivation.params):
         key = sp.srepr(variant.expression)

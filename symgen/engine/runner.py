@@ -207,15 +207,19 @@ def formula_values(derivation, function=None) -> Evaluation:
 def numpy_function(derivation, expression):
     """``expression`` as a vectorized NumPy function of the derivation's arguments."""
     import sympy as sp
+    from scipy import special
 
     from symgen.numerics import stable
 
     if derivation.is_matrix:
         raise ValueError(f"{derivation.name}: matrix-valued candidates cannot be applied to samples")
     symbols = [param.symbol for param in derivation.params]
+    # erf/erfc: NumPy has none; they appear in textbook forms (log_normal_mass's meaning).
     compiled = sp.lambdify(symbols, expression,
                            [{"log1pmx": stable.log1pmx, "expm1mx": stable.expm1mx,
-                             "sqrt_ratio": lambda a, b: np.sqrt(a / b)}, "numpy"])
+                             "sqrt_ratio": lambda a, b: np.sqrt(a / b),
+                             "log_normal_mass": stable.log_normal_mass,
+                             "erf": special.erf, "erfc": special.erfc}, "numpy"])
     names = derivation.param_names
     return lambda **arguments: compiled(*(arguments[name] for name in names))
 

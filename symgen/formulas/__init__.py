@@ -4,6 +4,7 @@
 """The verified formulas: NumPy functions generated from the derivations."""
 from .autoregressive import autoregressive_binary_logpmf
 from .diffusion import diffusion_marginal, diffusion_optimal_eps, diffusion_posterior, diffusion_predictions, diffusion_vpsde_marginal
+from .discrete_likelihoods import autoregressive_categorical_logpmf, bits_per_dim, discretized_gaussian_logpmf, perplexity
 from .diversity import expected_modes_covered, mixture_variance
 from .flow_layers import affine_coupling_logpdf, elementwise_affine_logpdf, linear_flow_logpdf, planar_flow_logdet
 from .flows import affine_flow_logpdf
@@ -11,8 +12,9 @@ from .frechet import frechet_distance
 from .gan import gan_losses, gan_losses_logits, gan_optimal_discriminator
 from .gaussian_kl import kl_mvn, kl_normal, kl_std_normal
 from .langevin import langevin_stationary_var
+from .mixture_score import score_mixture
 from .noise_schedules import diffusion_cosine_schedule, diffusion_linear_schedule
 from .scores import score_diffusion, score_mvn, score_normal, tweedie_normal
 from .vae import vae_linear_gaussian_elbo, vae_linear_gaussian_evidence, vae_linear_gaussian_posterior, vae_reparameterization_gradient
 
-__all__ = ['autoregressive_binary_logpmf', 'diffusion_marginal', 'diffusion_optimal_eps', 'diffusion_posterior', 'diffusion_predictions', 'diffusion_vpsde_marginal', 'expected_modes_covered', 'mixture_variance', 'affine_coupling_logpdf', 'elementwise_affine_logpdf', 'linear_flow_logpdf', 'planar_flow_logdet', 'affine_flow_logpdf', 'frechet_distance', 'gan_losses', 'gan_losses_logits', 'gan_optimal_discriminator', 'kl_mvn', 'kl_normal', 'kl_std_normal', 'langevin_stationary_var', 'diffusion_cosine_schedule', 'diffusion_linear_schedule', 'score_diffusion', 'score_mvn', 'score_normal', 'tweedie_normal', 'vae_linear_gaussian_elbo', 'vae_linear_gaussian_evidence', 'vae_linear_gaussian_posterior', 'vae_reparameterization_gradient']
+__all__ = ['autoregressive_binary_logpmf', 'diffusion_marginal', 'diffusion_optimal_eps', 'diffusion_posterior', 'diffusion_predictions', 'diffusion_vpsde_marginal', 'autoregressive_categorical_logpmf', 'bits_per_dim', 'discretized_gaussian_logpmf', 'perplexity', 'expected_modes_covered', 'mixture_variance', 'affine_coupling_logpdf', 'elementwise_affine_logpdf', 'linear_flow_logpdf', 'planar_flow_logdet', 'affine_flow_logpdf', 'frechet_distance', 'gan_losses', 'gan_losses_logits', 'gan_optimal_discriminator', 'kl_mvn', 'kl_normal', 'kl_std_normal', 'langevin_stationary_var', 'score_mixture', 'diffusion_cosine_schedule', 'diffusion_linear_schedule', 'score_diffusion', 'score_mvn', 'score_normal', 'tweedie_normal', 'vae_linear_gaussian_elbo', 'vae_linear_gaussian_evidence', 'vae_linear_gaussian_posterior', 'vae_reparameterization_gradient']
