@@ -44,7 +44,7 @@ import sympy as sp
 
 from symgen.engine import Derivation, IdentityCheck, Param, Positive, Real
 from symgen.engine.checks import ALPHA_PER_EVALUATION, Outcome
-from symgen.engine.symbolic import log_normal_mass, normal_pdf
+from symgen.engine.symbolic import log_normal_mass, logaddexp, normal_pdf
 
 PIXEL_RNN = ("van den Oord, Kalchbrenner & Kavukcuoglu (2016), Pixel Recurrent Neural Networks, Eq. 1 "
              "(the chain rule) and Section 2.2 (softmax conditionals over discrete pixel values)")
@@ -207,40 +207,6 @@ class GridEnumerationCheck:
                        float(probabilities[worst]), statistic,
                        f"sum over {len(cells)} values {mass:.15g}; worst value {cells[worst]}: "
                        f"{counts[worst]}/{n} vs {probabilities[worst]:.6g} (binomial tail {tail:.3g})")
-
-
-class logaddexp(sp.Function):
-    """log(e^x + e^y), without overflow: NumPy's ``logaddexp`` computes max(x, y) +
-    log1p(exp(-|x - y|)). Its meaning for the proofs is the textbook form (``doit``);
-    mpmath, which cannot overflow, evaluates that form directly."""
-
-    nargs = 2
-
-    def doit(self, deep=True, **hints):
-        x, y = (argument.doit(deep=deep, **hints) if deep else argument for argument in self.args)
-        return sp.log(sp.exp(x) + sp.exp(y))
-
-    def _eval_evalf(self, prec):
-        x, y = (argument._to_mpmath(prec) for argument in self.args)
-        with mpmath.workprec(prec + 20):
-            return sp.Float(mpmath.log(mpmath.exp(x) + mpmath.exp(y)), mpmath.libmp.prec_to_dps(prec))
-
-    def _numpycode(self, printer, **kwargs):
-        x, y = (printer._print(argument) for argument in self.args)
-        return f"numpy.logaddexp({x}, {y})"
-
-    def _mpmathcode(self, printer, **kwargs):
-        x, y = (printer._print(argument) for argument in self.args)
-        return f"log(exp({x}) + exp({y}))"
-
-    def _torchcode(self, printer, **kwargs):     # for `symgen export --backend torch`
-        x, y = (printer._print(argument) for argument in self.args)
-        return f"torch.logaddexp(torch.as_tensor({x}), torch.as_tensor({y}))"   # either may be a number
-
-    def _latex(self, printer, exp=None):
-        x, y = (printer._print(argument) for argument in self.args)
-        body = rf"\operatorname{{logaddexp}}\left({x}, {y}\right)"
-        return body if exp is None else rf"{body}^{{{exp}}}"
 
 
 class normal_cdf(sp.Function):

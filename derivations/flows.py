@@ -110,8 +110,6 @@ affine_flow_logpdf.add_check(DensityCheck(
 
 def draw_pushforward_density(axes):
     """Samples of x = a z + b (a < 0 included) against exp(affine_flow_logpdf)."""
-    import numpy as np
-
     from symgen.formulas import affine_flow_logpdf as logpdf
 
     a, b = -1.5, 0.5

@@ -39,6 +39,7 @@ from scipy import optimize, special, stats
 from sympy.codegen.cfunctions import log1p
 
 from symgen.engine import Derivation, IdentityCheck, Interval, Param, Positive, Real
+from symgen.engine.symbolic import softplus
 
 REFERENCES = [
     "Goodfellow et al. (2014), Generative Adversarial Nets, Eq. 1 (the value function) and Section 3 "
@@ -50,42 +51,6 @@ OPTIMUM_REFERENCES = [
     "Goodfellow et al. (2014), Generative Adversarial Nets, Proposition 1 (the optimal discriminator) "
     "and Theorem 1 (C(G) = -log 4 + 2 JSD(p_data || p_g))",
 ]
-
-# --- a stable primitive: softplus ----------------------------------------------------------
-
-
-class softplus(sp.Function):
-    """softplus(x) = log(1 + e^x) = -log sigmoid(-x), evaluated without overflow or log(0).
-
-    Its meaning for the proofs is the textbook form (``doit``); it prints to
-    ``numpy.logaddexp(0.0, x)`` (log(e^0 + e^x), computed as max + log1p(exp(-|x|))),
-    and to ``log1p(exp(x))`` for mpmath.
-    """
-
-    nargs = 1
-
-    def doit(self, deep=True, **hints):
-        argument = self.args[0].doit(deep=deep, **hints) if deep else self.args[0]
-        return sp.log(1 + sp.exp(argument))
-
-    def fdiff(self, argindex=1):
-        return 1 / (1 + sp.exp(-self.args[0]))
-
-    def _eval_evalf(self, prec):
-        x = self.args[0]._to_mpmath(prec)
-        with mpmath.workprec(prec + 20):
-            return sp.Float(mpmath.log1p(mpmath.exp(x)), mpmath.libmp.prec_to_dps(prec))
-
-    def _numpycode(self, printer, **kwargs):
-        return f"numpy.logaddexp(0.0, {printer._print(self.args[0])})"
-
-    def _mpmathcode(self, printer, **kwargs):
-        return f"log1p(exp({printer._print(self.args[0])}))"
-
-    def _latex(self, printer, exp=None):
-        body = rf"\operatorname{{softplus}}\left({printer._print(self.args[0])}\right)"
-        return body if exp is None else rf"{body}^{{{exp}}}"
-
 
 def sigmoid(x):
     return 1 / (1 + sp.exp(-x))
@@ -210,8 +175,8 @@ for output, textbook, stable, doc in [
                              "-log(1 + e^l)/2 flattens to 0")
     else:
         chain.step(textbook, "-log sigmoid(l) = log(1 + e^-l) and -log(1 - sigmoid(l)) = log(1 + e^l)")
-    chain.stable(stable, "softplus(x) = log(1 + e^x), computed as logaddexp(0, x): no overflow of e^x "
-                         "and no log(0) where sigmoid rounds to 0 or 1")
+    chain.stable(stable, "softplus(x) = log(1 + e^x), computed as log1p(e^x) and as x itself above 33.3: "
+                         "no overflow of e^x and no log(0) where sigmoid rounds to 0 or 1")
 
 slope_variable = sp.Symbol("t", real=True)
 for output, cost, gradient, doc in [

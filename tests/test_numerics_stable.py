@@ -126,3 +126,42 @@ def test_log_normal_mass_edges_arrays_and_dtypes():
     assert log_normal_mass(np.float32(0.1), np.float32(0.2)).dtype == np.float32
     assert log_normal_mass(np.zeros((2, 1)), np.ones(3)).shape == (2, 3)
     assert np.isnan(log_normal_mass(np.nan, 1.0))
+
+
+# --- softplus and logaddexp: fast forms, no overflow ------------------------------------------
+
+
+def exact_softplus(x):
+    with mpmath.workdps(50):
+        return mpmath.log1p(mpmath.exp(mpmath.mpf(x)))
+
+
+@settings(max_examples=300)
+@given(x=st.floats(-740.0, 1e6))
+def test_softplus_is_accurate_and_never_overflows(x):
+    from symgen.numerics.stable import softplus
+
+    with np.errstate(over="raise", invalid="raise", divide="raise"):   # none even at x = 1e6
+        value = softplus(np.array([x]))[0]
+    exact = exact_softplus(x)
+    # Below x = -708 the value is subnormal: an absolute floor of the smallest normal float.
+    assert abs(mpmath.mpf(float(value)) - exact) <= 8 * ULP * abs(exact) + np.finfo(np.float64).tiny
+
+
+@settings(max_examples=300)
+@given(x=st.floats(-700.0, 700.0), y=st.floats(-700.0, 700.0))
+def test_logaddexp_is_accurate_for_large_arguments(x, y):
+    from symgen.numerics.stable import logaddexp
+
+    with mpmath.workdps(50):
+        exact = mpmath.log(mpmath.exp(mpmath.mpf(x)) + mpmath.exp(mpmath.mpf(y)))
+    value = float(logaddexp(np.float64(x), np.float64(y)))
+    # The sum max + log1p(...) can cancel when max < 0 < max + log1p: a few ulps of max.
+    assert abs(mpmath.mpf(value) - exact) <= 4 * ULP * (abs(exact) + max(abs(x), abs(y)) + 1)
+
+
+def test_softplus_and_logaddexp_keep_float32():
+    from symgen.numerics.stable import logaddexp, softplus
+
+    assert softplus(np.array([1.0, 50.0], dtype=np.float32)).dtype == np.float32
+    assert logaddexp(np.array([1.0], dtype=np.float32), 0).dtype == np.float32

@@ -88,6 +88,12 @@ def _printer_class(base, module):
             a, b = (self._print(argument) for argument in expression.args)
             return f"log_normal_mass({a}, {b})"
 
+        def _print_logaddexp(self, expression):
+            x, y = (self._print(argument) for argument in expression.args)
+            if module == "torch":     # either may be a plain number
+                return f"torch.logaddexp(torch.as_tensor({x}), torch.as_tensor({y}))"
+            return f"{module}.logaddexp({x}, {y})"
+
         def _print_softplus(self, expression):
             return f"softplus({self._print(expression.args[0])})"
 

@@ -218,7 +218,7 @@ def numpy_function(derivation, expression):
     compiled = sp.lambdify(symbols, expression,
                            [{"log1pmx": stable.log1pmx, "expm1mx": stable.expm1mx,
                              "sqrt_ratio": lambda a, b: np.sqrt(a / b),
-                             "log_normal_mass": stable.log_normal_mass,
+                             "log_normal_mass": stable.log_normal_mass, "stable": stable,
                              "erf": special.erf, "erfc": special.erfc}, "numpy"])
     names = derivation.param_names
     return lambda **arguments: compiled(*(arguments[name] for name in names))

@@ -314,3 +314,77 @@ def log_normal_mass_mpmath(a, b):
                 break
         guard = 2 * guard + lost
     return +value
+
+
+class softplus(sp.Function):
+    """softplus(x) = log(1 + e^x) = -log sigmoid(-x), evaluated without overflow or log(0)
+    (``symgen.numerics.stable.softplus``). Its meaning for the proofs is the textbook form
+    (``doit``); mpmath, which cannot overflow, evaluates that form directly."""
+
+    nargs = 1
+
+    def doit(self, deep=True, **hints):
+        argument = self.args[0].doit(deep=deep, **hints) if deep else self.args[0]
+        return sp.log(1 + sp.exp(argument))
+
+    def fdiff(self, argindex=1):
+        return 1 / (1 + sp.exp(-self.args[0]))
+
+    def _eval_evalf(self, prec):
+        x = self.args[0]._to_mpmath(prec)
+        with mpmath.workprec(prec + 20):
+            return sp.Float(mpmath.log1p(mpmath.exp(x)), mpmath.libmp.prec_to_dps(prec))
+
+    def _numpycode(self, printer, **kwargs):
+        custom = getattr(printer, "_print_softplus", None)    # an export backend's own
+        return custom(self) if custom else f"stable.softplus({printer._print(self.args[0])})"
+
+    def _mpmathcode(self, printer, **kwargs):
+        return f"log1p(exp({printer._print(self.args[0])}))"
+
+    def _torchcode(self, printer, **kwargs):
+        return f"torch.nn.functional.softplus(torch.as_tensor({printer._print(self.args[0])}))"
+
+    def _latex(self, printer, exp=None):
+        body = rf"\operatorname{{softplus}}\left({printer._print(self.args[0])}\right)"
+        return body if exp is None else rf"{body}^{{{exp}}}"
+
+
+class logaddexp(sp.Function):
+    """log(e^x + e^y), without overflow (``symgen.numerics.stable.logaddexp``: max(x, y) +
+    log1p(exp(-|x - y|))). Its meaning for the proofs is the textbook form (``doit``);
+    mpmath, which cannot overflow, evaluates that form directly."""
+
+    nargs = 2
+
+    def doit(self, deep=True, **hints):
+        x, y = (argument.doit(deep=deep, **hints) if deep else argument for argument in self.args)
+        return sp.log(sp.exp(x) + sp.exp(y))
+
+    def _eval_evalf(self, prec):
+        x, y = (argument._to_mpmath(prec) for argument in self.args)
+        with mpmath.workprec(prec + 20):
+            return sp.Float(mpmath.log(mpmath.exp(x) + mpmath.exp(y)), mpmath.libmp.prec_to_dps(prec))
+
+    def _numpycode(self, printer, **kwargs):
+        custom = getattr(printer, "_print_logaddexp", None)   # an export backend's own
+        if custom:
+            return custom(self)
+        x, y = (printer._print(argument) for argument in self.args)
+        return f"stable.logaddexp({x}, {y})"
+
+    def _mpmathcode(self, printer, **kwargs):
+        x, y = (printer._print(argument) for argument in self.args)
+        return f"log(exp({x}) + exp({y}))"
+
+    def _torchcode(self, printer, **kwargs):
+        x, y = (printer._print(argument) for argument in self.args)
+        return f"torch.logaddexp(torch.as_tensor({x}), torch.as_tensor({y}))"   # either may be a number
+
+    def _latex(self, printer, exp=None):
+        x, y = (printer._print(argument) for argument in self.args)
+        body = rf"\operatorname{{logaddexp}}\left({x}, {y}\right)"
+        return body if exp is None else rf"{body}^{{{exp}}}"
+
+
+STABLE_PRIMITIVES = STABLE_PRIMITIVES + (softplus, logaddexp)

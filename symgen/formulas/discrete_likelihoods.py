@@ -107,7 +107,7 @@ def autoregressive_categorical_logpmf(x1, x2, a0, a1, a2, b00, b01, b02, b10, b1
     _t22 = _t21 + b00
     _t23 = _t21 + b01
     _t24 = b00 - b01
-    return (0.5)*_t0*x1*(_t11*numpy.logaddexp(numpy.logaddexp(_t8, _t9), 0) - _t14*numpy.logaddexp(numpy.logaddexp(_t12, 0), -_t9) + _t15*numpy.logaddexp(numpy.logaddexp(0, -_t12), -_t8)) - _t0*_t20*(_t11*numpy.logaddexp(numpy.logaddexp(_t22, _t23), 0) - _t14*numpy.logaddexp(numpy.logaddexp(_t24, 0), -_t23) + _t15*numpy.logaddexp(numpy.logaddexp(0, -_t24), -_t22)) - _t0*_t6*numpy.logaddexp(numpy.logaddexp(0, -_t1), -_t4) + _t0*x1*numpy.logaddexp(numpy.logaddexp(_t1, 0), -_t3) - _t20*x1*(_t11*numpy.logaddexp(numpy.logaddexp(_t17, _t18), 0) - _t14*numpy.logaddexp(numpy.logaddexp(_t19, 0), -_t18) + _t15*numpy.logaddexp(numpy.logaddexp(0, -_t19), -_t17)) - _t6*x1*numpy.logaddexp(numpy.logaddexp(_t4, _t3), 0)
+    return (0.5)*_t0*x1*(_t11*stable.logaddexp(stable.logaddexp(_t8, _t9), 0) - _t14*stable.logaddexp(stable.logaddexp(_t12, 0), -_t9) + _t15*stable.logaddexp(stable.logaddexp(0, -_t12), -_t8)) - _t0*_t20*(_t11*stable.logaddexp(stable.logaddexp(_t22, _t23), 0) - _t14*stable.logaddexp(stable.logaddexp(_t24, 0), -_t23) + _t15*stable.logaddexp(stable.logaddexp(0, -_t24), -_t22)) - _t0*_t6*stable.logaddexp(stable.logaddexp(0, -_t1), -_t4) + _t0*x1*stable.logaddexp(stable.logaddexp(_t1, 0), -_t3) - _t20*x1*(_t11*stable.logaddexp(stable.logaddexp(_t17, _t18), 0) - _t14*stable.logaddexp(stable.logaddexp(_t19, 0), -_t18) + _t15*stable.logaddexp(stable.logaddexp(0, -_t19), -_t17)) - _t6*x1*stable.logaddexp(stable.logaddexp(_t4, _t3), 0)
 
 
 def bits_per_dim(nll_nats, dims, *, validate=True):

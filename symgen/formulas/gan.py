@@ -104,9 +104,9 @@ def gan_losses_logits(logit_real, logit_fake, *, validate=True):
         'gan_losses_logits', validate,
         logit_real=(logit_real, "real"),
         logit_fake=(logit_fake, "real"))
-    _t0 = numpy.logaddexp(0.0, logit_fake)
-    _t1 = (0.5)*_t0 + (0.5)*numpy.logaddexp(0.0, -logit_real)
-    _t2 = numpy.logaddexp(0.0, -logit_fake)
+    _t0 = stable.softplus(logit_fake)
+    _t1 = (0.5)*_t0 + (0.5)*stable.softplus(-logit_real)
+    _t2 = stable.softplus(-logit_fake)
     return GanLossesLogitsResult(_t1, -_t1, (0.5)*_t2, -0.5*numpy.exp(-_t2), -0.5*numpy.exp(-_t0))
 
 GanOptimalDiscriminatorResult = namedtuple('GanOptimalDiscriminatorResult', ['logit', 'value'])
