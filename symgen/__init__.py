@@ -8,17 +8,22 @@ The formulas (``symgen.formulas``) need NumPy only. The engine (derivations, pro
 empirical checks, code generation) loads SymPy, SciPy and hypothesis, so it is
 imported only when one of its functions is first used.
 """
-from symgen.formulas import *  # noqa: F401,F403
-from symgen.formulas import __all__ as _formula_names
+from symgen import formulas as _formulas
 
 __version__ = "0.1.0"
 
 _ENGINE_FUNCTIONS = ("check", "derivation", "derivations", "verify")
 
-__all__ = [*_formula_names, *_ENGINE_FUNCTIONS]
+__all__ = [*_formulas.__all__, *_ENGINE_FUNCTIONS]
 
 
 def __getattr__(name):
+    # A formula loads its own topic module only (symgen.formulas is lazy too); an engine
+    # function loads the engine.
+    if name in _formulas.TOPIC:
+        value = getattr(_formulas, name)
+        globals()[name] = value
+        return value
     if name in _ENGINE_FUNCTIONS:
         from symgen.engine import api
 
@@ -27,4 +32,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_ENGINE_FUNCTIONS))
+    return sorted(set(globals()) | set(__all__))

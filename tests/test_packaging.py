@@ -24,6 +24,13 @@ def test_importing_formulas_loads_no_engine(statement):
     assert json.loads(loaded) == []
 
 
+def test_a_formula_loads_its_own_topic_only():
+    # symgen.formulas imports a topic's module on first use of one of its functions.
+    loaded = run_python("from symgen import kl_normal\nimport sys, json\n"
+                        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('symgen.formulas.'))))")
+    assert json.loads(loaded) == ["symgen.formulas.gaussian_kl"]
+
+
 def test_engine_functions_load_on_first_use():
     assert run_python("import symgen; print(callable(symgen.check), 'sympy' in __import__('sys').modules)") \
         .split() == ["True", "True"]
@@ -38,7 +45,7 @@ def test_generated_code_imports_numpy_and_symgen_numerics_only():
     for path in (ROOT / "symgen" / "formulas").glob("*.py"):
         imports = [line for line in path.read_text().splitlines() if line.startswith(("import", "from"))]
         for line in imports:
-            assert line.split()[1].split(".")[0] in ("numpy", "symgen", "collections") or \
+            assert line.split()[1].split(".")[0] in ("numpy", "symgen", "collections", "importlib") or \
                 line.startswith("from ."), (path.name, line)
 
 

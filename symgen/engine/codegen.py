@@ -290,12 +290,33 @@ def generated_files(paths=None) -> dict[str, str]:
         found_list = sorted(by_topic[topic], key=lambda f: f.name)
         files[f"symgen/formulas/{topic}.py"] = module_source(topic, found_list)
         exports.append((topic, [found.name for found in found_list]))
+    topics = {name: topic for topic, names in exports for name in names}
     lines = [HEADER.format(topic="*").replace("derivations/*.py", "the derivations/ catalogue"),
-             '"""The verified formulas: NumPy functions generated from the derivations."""']
-    for topic, names in exports:
-        lines.append(f"from .{topic} import {', '.join(names)}")
-    lines.append("")
-    lines.append(f"__all__ = {[name for _, names in exports for name in names]!r}")
+             '"""The verified formulas: NumPy functions generated from the derivations.',
+             "",
+             "Each topic's module is imported on first use of one of its functions, so",
+             "``from symgen import kl_normal`` loads that topic alone (PEP 562).",
+             '"""',
+             "import importlib",
+             "",
+             "# function name -> the module (topic) that defines it",
+             "TOPIC = {",
+             *[f"    {name!r}: {topic!r}," for name, topic in topics.items()],
+             "}",
+             "",
+             "__all__ = list(TOPIC)",
+             "",
+             "",
+             "def __getattr__(name):",
+             "    if name not in TOPIC:",
+             "        raise AttributeError(f\"module {__name__!r} has no attribute {name!r}\")",
+             "    value = getattr(importlib.import_module(f\"{__name__}.{TOPIC[name]}\"), name)",
+             "    globals()[name] = value",
+             "    return value",
+             "",
+             "",
+             "def __dir__():",
+             "    return sorted(set(globals()) | set(TOPIC))"]
     files["symgen/formulas/__init__.py"] = "\n".join(lines) + "\n"
     return files
 

@@ -97,6 +97,11 @@ def _printer_class(base, module):
         def _print_softplus(self, expression):
             return f"softplus({self._print(expression.args[0])})"
 
+        # The primitives' own _numpycode asks for these (SymPy's NumPy printer has a
+        # logaddexp of its own, which the generated code must not use).
+        symgen_softplus = _print_softplus
+        symgen_logaddexp = _print_logaddexp
+
         def _print_log1p(self, expression):
             return f"{module}.log1p({self._print(expression.args[0])})"
 

@@ -336,7 +336,7 @@ class softplus(sp.Function):
             return sp.Float(mpmath.log1p(mpmath.exp(x)), mpmath.libmp.prec_to_dps(prec))
 
     def _numpycode(self, printer, **kwargs):
-        custom = getattr(printer, "_print_softplus", None)    # an export backend's own
+        custom = getattr(printer, "symgen_softplus", None)    # an export backend's own
         return custom(self) if custom else f"stable.softplus({printer._print(self.args[0])})"
 
     def _mpmathcode(self, printer, **kwargs):
@@ -367,7 +367,7 @@ class logaddexp(sp.Function):
             return sp.Float(mpmath.log(mpmath.exp(x) + mpmath.exp(y)), mpmath.libmp.prec_to_dps(prec))
 
     def _numpycode(self, printer, **kwargs):
-        custom = getattr(printer, "_print_logaddexp", None)   # an export backend's own
+        custom = getattr(printer, "symgen_logaddexp", None)   # an export backend's own
         if custom:
             return custom(self)
         x, y = (printer._print(argument) for argument in self.args)
