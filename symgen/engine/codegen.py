@@ -205,15 +205,27 @@ def _function_source(found) -> str:
     lines.append(f"    {targets} = validate_arguments(\n        {found.name!r}, validate,\n"
                  f"        {arguments})")
     printer = FormulaPrinter({"fully_qualified_modules": True, "allow_unknown_functions": False})
+    outputs = [fold_constants(output.implementation) for output in found.outputs.values()]
+    relations = [fold_constants(relation) for relation, _ in found.requires]
+    # The requirements share common subexpressions with the outputs (2 scale^2 in
+    # eta < 2 scale^2, say), so validation does not compute them twice.
+    temporaries, reduced = _inline_reciprocals(
+        *sp.cse(outputs + relations, symbols=sp.numbered_symbols("_t"), optimizations="basic"))
+    reduced, reduced_relations = reduced[:len(outputs)], reduced[len(outputs):]
+    needed = set().union(*(relation.free_symbols for relation in reduced_relations))
+    for symbol, value in reversed(temporaries):
+        if symbol in needed:
+            needed |= value.free_symbols
+    for symbol, value in temporaries:
+        if symbol in needed:
+            lines.append(f"    {symbol} = {printer.doprint(value)}")
     if found.requires:
         lines.append("    if validate:")
-        for relation, message in found.requires:
+        for relation, (_, message) in zip(reduced_relations, found.requires):
             lines.append(f"        require({found.name!r}, {printer.doprint(relation)}, {message!r})")
-    expressions = [fold_constants(output.implementation) for output in found.outputs.values()]
-    temporaries, reduced = _inline_reciprocals(
-        *sp.cse(expressions, symbols=sp.numbered_symbols("_t"), optimizations="basic"))
     for symbol, value in temporaries:
-        lines.append(f"    {symbol} = {printer.doprint(value)}")
+        if symbol not in needed:
+            lines.append(f"    {symbol} = {printer.doprint(value)}")
     printed = [printer.doprint(expression) for expression in reduced]
     if len(printed) == 1:
         lines.append(f"    return {printed[0]}")

@@ -82,6 +82,12 @@ def reference_value(derivation, expression, point: dict, digits: int = 50, agree
         current = evaluate(derivation, expression, point, digits)
         if not _is_zero(current) and _agree(previous, current, agree):
             return current
+        if (not _is_zero(previous) and not _is_zero(current)        # noise, not too few digits
+                and _below(previous, FLOAT64_NEGLIGIBLE) and _below(current, FLOAT64_NEGLIGIBLE)):
+            # Zero for float64 (a distance between identical distributions through a
+            # matrix square root, say): the rounding noise of the cancellation differs at
+            # every precision, so it never "agrees", but it is below the smallest subnormal.
+            return [mpmath.mpf(0)] * len(current) if isinstance(current, list) else mpmath.mpf(0)
         previous = current
     if _is_zero(previous):
         return previous
@@ -89,6 +95,13 @@ def reference_value(derivation, expression, point: dict, digits: int = 50, agree
 
 
 MAX_REFERENCE_DIGITS = 1600
+# 10^-330 is below float64's smallest subnormal (4.9e-324): a value that small is 0 there.
+FLOAT64_NEGLIGIBLE = 330
+
+
+def _below(value, digits: int) -> bool:
+    bound = mpmath.mpf(10) ** -digits
+    return all(abs(v) < bound for v in value) if isinstance(value, list) else abs(value) < bound
 
 
 def _is_zero(value) -> bool:

@@ -66,12 +66,13 @@ def autoregressive_binary_logpmf(x1, x2, x3, p1, q0, q1, r00, r01, r10, r11, *, 
         r01=(r01, ('interval', 0.0, 1.0, False, False)),
         r10=(r10, ('interval', 0.0, 1.0, False, False)),
         r11=(r11, ('interval', 0.0, 1.0, False, False)))
-    if validate:
-        require('autoregressive_binary_logpmf', numpy.equal(x1*(1 - x1), 0), "argument 'x1' must be 0 or 1")
-        require('autoregressive_binary_logpmf', numpy.equal(x2*(1 - x2), 0), "argument 'x2' must be 0 or 1")
-        require('autoregressive_binary_logpmf', numpy.equal(x3*(1 - x3), 0), "argument 'x3' must be 0 or 1")
     _t0 = x1 - 1
-    _t1 = _t0*q0 - q1*x1
     _t2 = x2 - 1
+    _t4 = x3 - 1
+    if validate:
+        require('autoregressive_binary_logpmf', numpy.equal(-_t0*x1, 0), "argument 'x1' must be 0 or 1")
+        require('autoregressive_binary_logpmf', numpy.equal(-_t2*x2, 0), "argument 'x2' must be 0 or 1")
+        require('autoregressive_binary_logpmf', numpy.equal(-_t4*x3, 0), "argument 'x3' must be 0 or 1")
+    _t1 = _t0*q0 - q1*x1
     _t3 = _t0*_t2*r00 - _t0*r01*x2 - _t2*r10*x1 + r11*x1*x2
-    return x1*numpy.log(p1) - _t0*numpy.log1p(-p1) - _t2*numpy.log1p(_t1) + x2*numpy.log(-_t1) + x3*numpy.log(_t3) + (1 - x3)*numpy.log1p(-_t3)
+    return x1*numpy.log(p1) - _t0*numpy.log1p(-p1) - _t2*numpy.log1p(_t1) - _t4*numpy.log1p(-_t3) + x2*numpy.log(-_t1) + x3*numpy.log(_t3)

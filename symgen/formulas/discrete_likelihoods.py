@@ -79,23 +79,23 @@ def autoregressive_categorical_logpmf(x1, x2, a0, a1, a2, b00, b01, b02, b10, b1
         b20=(b20, "real"),
         b21=(b21, "real"),
         b22=(b22, "real"))
-    if validate:
-        require('autoregressive_categorical_logpmf', numpy.equal(x1*(x1 - 2)*(x1 - 1), 0), "argument 'x1' must be 0, 1 or 2")
-        require('autoregressive_categorical_logpmf', numpy.equal(x2*(x2 - 2)*(x2 - 1), 0), "argument 'x2' must be 0, 1 or 2")
     _t0 = x1 - 2
+    _t5 = x1 - 1
+    _t10 = x2 - 1
+    _t11 = _t10*x2
+    _t13 = x2 - 2
+    if validate:
+        require('autoregressive_categorical_logpmf', numpy.equal(_t0*_t5*x1, 0), "argument 'x1' must be 0, 1 or 2")
+        require('autoregressive_categorical_logpmf', numpy.equal(_t11*_t13, 0), "argument 'x2' must be 0, 1 or 2")
     _t1 = a0 - a1
     _t2 = -a2
     _t3 = _t2 + a1
     _t4 = _t2 + a0
-    _t5 = x1 - 1
     _t6 = (0.5)*_t5
     _t7 = -b12
     _t8 = _t7 + b10
     _t9 = _t7 + b11
-    _t10 = x2 - 1
-    _t11 = _t10*x2
     _t12 = b10 - b11
-    _t13 = x2 - 2
     _t14 = 2*_t13*x2
     _t15 = _t10*_t13
     _t16 = -b22
@@ -185,8 +185,9 @@ def discretized_gaussian_logpmf(x, loc, scale, *, validate=True):
         x=(x, ('interval', -1.0, 1.0, True, True)),
         loc=(loc, "real"),
         scale=(scale, "positive"))
+    _t3 = (127.5)*x
     if validate:
-        require('discretized_gaussian_logpmf', numpy.less_equal(abs(numpy.floor((127.5)*x) - 127.5*x + 0.5), 0.001), "argument 'x' must lie on the 8-bit grid 2k/255 - 1 for k = 0, ..., 255 (pixel values scaled by x / 127.5 - 1)")
+        require('discretized_gaussian_logpmf', numpy.less_equal(abs(numpy.floor(_t3) - _t3 + 0.5), 0.001), "argument 'x' must lie on the 8-bit grid 2k/255 - 1 for k = 0, ..., 255 (pixel values scaled by x / 127.5 - 1)")
     _t1 = (x - loc + 0.00392156862745098)/scale
     _t2 = -(loc - x + 0.00392156862745098)/scale
     return stable.refine(stable.refine(stable.log_normal_mass(_t2, _t1), numpy.greater(x, 0.996078431372549), lambda _t2: stable.log_normal_mass(_t2, numpy.inf), _t2, in_place=True), numpy.less(x, -0.996078431372549), lambda _t1: stable.log_normal_mass(-numpy.inf, _t1), _t1, in_place=True)

@@ -163,9 +163,9 @@ def linear_flow_logpdf(x1, x2, w11, w12, w21, w22, b1, b2, *, validate=True):
         w22=(w22, "real"),
         b1=(b1, "real"),
         b2=(b2, "real"))
-    if validate:
-        require('linear_flow_logpdf', numpy.not_equal(w11*w22 - w12*w21, 0), 'the matrix W = [[w11, w12], [w21, w22]] is singular (det W = w11*w22 - w12*w21 = 0): x = W z + b is not invertible and has no density')
     _t0 = w11*w22 - w12*w21
+    if validate:
+        require('linear_flow_logpdf', numpy.not_equal(_t0, 0), 'the matrix W = [[w11, w12], [w21, w22]] is singular (det W = w11*w22 - w12*w21 = 0): x = W z + b is not invertible and has no density')
     _t1 = x2 - b2
     _t2 = x1 - b1
     return -numpy.log(abs(_t0)) - 1.8378770664093456 - 0.5*((_t1*w11 - _t2*w21)**2 + (_t2*w22 - _t1*w12)**2)/_t0**2
@@ -219,7 +219,8 @@ def planar_flow_logdet(z1, z2, u1, u2, w1, w2, bias, *, validate=True):
         w1=(w1, "real"),
         w2=(w2, "real"),
         bias=(bias, "real"))
+    _t0 = u1*w1 + u2*w2
     if validate:
-        require('planar_flow_logdet', numpy.greater_equal(u1*w1 + u2*w2, -1), 'the planar flow is invertible only for u^T w >= -1 (u1*w1 + u2*w2 >= -1 required; Rezende & Mohamed 2015, Appendix A)')
-    _t0 = bias + w1*z1 + w2*z2
-    return numpy.log1p((u1*w1 + u2*w2)*(2/(numpy.exp(_t0) + numpy.exp(-_t0)))**2)
+        require('planar_flow_logdet', numpy.greater_equal(_t0, -1), 'the planar flow is invertible only for u^T w >= -1 (u1*w1 + u2*w2 >= -1 required; Rezende & Mohamed 2015, Appendix A)')
+    _t1 = bias + w1*z1 + w2*z2
+    return numpy.log1p(_t0*(2/(numpy.exp(_t1) + numpy.exp(-_t1)))**2)

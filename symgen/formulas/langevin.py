@@ -43,8 +43,8 @@ def langevin_stationary_var(scale, eta, *, validate=True):
         'langevin_stationary_var', validate,
         scale=(scale, "positive"),
         eta=(eta, "positive"))
-    if validate:
-        require('langevin_stationary_var', numpy.less(eta, 2*scale**2), "argument 'eta' must be < 2 scale^2: the chain diverges for larger steps")
     _t0 = scale**2
     _t1 = 2*_t0
+    if validate:
+        require('langevin_stationary_var', numpy.less(eta, _t1), "argument 'eta' must be < 2 scale^2: the chain diverges for larger steps")
     return _t0*(_t1/(_t1 - eta))
