@@ -69,6 +69,10 @@ class Categories:
     constraint = "real"
     shape_kind = "scalar"
 
+    @property
+    def values(self):
+        return tuple(range(self.count))
+
     def describe(self) -> str:
         return ", ".join(map(str, range(self.count - 1))) + f" or {self.count - 1}"
 
@@ -428,22 +432,24 @@ categorical_chain.step(
     "a_{x1} - logsumexp(a) + b_{x1 x2} - logsumexp(b_{x1}), the row b_{x1} picked by [x1 = j]")
 
 
-def stable_log_softmax(logits, category):
-    """log softmax(logits)[category] = -log sum_j exp(logit_j - logit_category), nested logaddexp."""
-    differences = [logit - logits[category] for logit in logits]
+def stable_log_softmax(logits, value):
+    """log softmax(logits)[value] = -log sum_j exp(logit_j - logit_value), nested logaddexp,
+    with logit_value looked up by the indicator polynomials (exact on the categories)."""
+    chosen = selected(logits, value)
+    differences = [logit - chosen for logit in logits]
     return -logaddexp(logaddexp(differences[0], differences[1]), differences[2])
 
 
-def stable_log_pmf(logits, value):
-    return sum(indicator(k, value) * stable_log_softmax(logits, k) for k in range(3))
-
-
+# The row b_{x1} of the second step's table, looked up once: b_{x1, k} for k = 0, 1, 2.
+second_row = [selected([table[j][k] for j in range(3)], x1) for k in range(3)]
 categorical_chain.stable(
-    stable_log_pmf(first_logits, x1) + sum(indicator(j, x1) * stable_log_pmf(table[j], x2) for j in range(3)),
-    "logit_k - log sum_j e^{logit_j} = -log sum_j e^{logit_j - logit_k}, by nested logaddexp: no "
-    "exponential overflows (logaddexp factors out the larger argument, so logits of +-700 are fine), "
-    "and the term j = k is exactly e^0 = 1, so when k is the likeliest category the result is "
-    "-log1p(rest) and a log probability of -1e-300 keeps its digits (the textbook difference gives 0)")
+    stable_log_softmax(first_logits, x1) + stable_log_softmax(second_row, x2),
+    "logit_k - log sum_j e^{logit_j} = -log sum_j e^{logit_j - logit_k}, by nested logaddexp, with "
+    "the row b_{x1} and the logits a_{x1}, b_{x1 x2} looked up first (4 logaddexp in all, not one "
+    "per table cell): no exponential overflows (logaddexp factors out the larger argument, so "
+    "logits of +-700 are fine), and the term j = k is exactly e^0 = 1, so when k is the likeliest "
+    "category the result is -log1p(rest) and a log probability of -1e-300 keeps its digits (the "
+    "textbook difference gives 0). The lookups hold on the categories only: proved case by case")
 
 
 def gumbel_max_samples(rng, n, **params):

@@ -16,6 +16,7 @@ Every step is an equality with a reason. :func:`prove_step` proves it twice:
 """
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -272,12 +273,31 @@ def prove_step(derivation: Derivation, before, after, rng) -> str:
         return (f"SymPy, on explicit symbolic matrices for d = {', '.join(map(str, proofs))}; "
                 f"numerically at {SPOT_CHECK_POINTS} points")
     difference = _evaluate_symbolically(before) - _evaluate_symbolically(after)
-    how = _simplifies_to_zero(difference)
+    how = _simplifies_to_zero(difference) or _by_cases(derivation, difference)
     if how is None:
         raise DerivationError(f"SymPy could not prove the equality; residual {sp.simplify(difference)}")
     _spot_check(derivation, before, after, rng)
     integrated = "E integrated by SymPy, " if _has_expectation(before) or _has_expectation(after) else ""
     return f"SymPy: {integrated}difference = 0 by {how}; numerically at {SPOT_CHECK_POINTS} points"
+
+
+def _by_cases(derivation: Derivation, difference):
+    """An equality that holds only on a finite domain (a table lookup written with
+    indicator polynomials, say), proved value by value: every combination of the values
+    of the finite parameters it involves, each difference simplified to 0."""
+    finite = [param for param in derivation.params
+              if hasattr(param.domain, "values") and param.symbol in difference.free_symbols]
+    if not finite:
+        return None
+    methods = set()
+    for combination in itertools.product(*(param.domain.values for param in finite)):
+        case = difference.xreplace({param.symbol: sp.Integer(value) for param, value in zip(finite, combination)})
+        how = _simplifies_to_zero(case)
+        if how is None:
+            return None
+        methods.add(how)
+    names = ", ".join(f"{param.name} in {{{', '.join(map(str, param.domain.values))}}}" for param in finite)
+    return f"cases {names}, each by {' / '.join(sorted(methods))}"
 
 
 def _has_expectation(expression) -> bool:

@@ -32,6 +32,7 @@ class Binary:
 
     constraint = "real"
     shape_kind = "scalar"
+    values = (0, 1)
 
     def describe(self) -> str:
         return "0 or 1"

@@ -80,34 +80,29 @@ def autoregressive_categorical_logpmf(x1, x2, a0, a1, a2, b00, b01, b02, b10, b1
         b21=(b21, "real"),
         b22=(b22, "real"))
     _t0 = x1 - 2
-    _t5 = x1 - 1
-    _t10 = x2 - 1
-    _t11 = _t10*x2
-    _t13 = x2 - 2
+    _t1 = x1 - 1
+    _t7 = _t0*x1
+    _t12 = x2 - 2
+    _t13 = _t12*x2
+    _t17 = x2 - 1
     if validate:
-        require('autoregressive_categorical_logpmf', numpy.equal(_t0*_t5*x1, 0), "argument 'x1' must be 0, 1 or 2")
-        require('autoregressive_categorical_logpmf', numpy.equal(_t11*_t13, 0), "argument 'x2' must be 0, 1 or 2")
-    _t1 = a0 - a1
-    _t2 = -a2
-    _t3 = _t2 + a1
-    _t4 = _t2 + a0
-    _t6 = (0.5)*_t5
-    _t7 = -b12
-    _t8 = _t7 + b10
-    _t9 = _t7 + b11
-    _t12 = b10 - b11
-    _t14 = 2*_t13*x2
-    _t15 = _t10*_t13
-    _t16 = -b22
-    _t17 = _t16 + b20
-    _t18 = _t16 + b21
-    _t19 = b20 - b21
-    _t20 = (0.25)*_t5
-    _t21 = -b02
-    _t22 = _t21 + b00
-    _t23 = _t21 + b01
-    _t24 = b00 - b01
-    return (0.5)*_t0*x1*(_t11*stable.logaddexp(stable.logaddexp(_t8, _t9), 0) - _t14*stable.logaddexp(stable.logaddexp(_t12, 0), -_t9) + _t15*stable.logaddexp(stable.logaddexp(0, -_t12), -_t8)) - _t0*_t20*(_t11*stable.logaddexp(stable.logaddexp(_t22, _t23), 0) - _t14*stable.logaddexp(stable.logaddexp(_t24, 0), -_t23) + _t15*stable.logaddexp(stable.logaddexp(0, -_t24), -_t22)) - _t0*_t6*stable.logaddexp(stable.logaddexp(0, -_t1), -_t4) + _t0*x1*stable.logaddexp(stable.logaddexp(_t1, 0), -_t3) - _t20*x1*(_t11*stable.logaddexp(stable.logaddexp(_t17, _t18), 0) - _t14*stable.logaddexp(stable.logaddexp(_t19, 0), -_t18) + _t15*stable.logaddexp(stable.logaddexp(0, -_t19), -_t17)) - _t6*x1*stable.logaddexp(stable.logaddexp(_t4, _t3), 0)
+        require('autoregressive_categorical_logpmf', numpy.equal(_t1*_t7, 0), "argument 'x1' must be 0, 1 or 2")
+        require('autoregressive_categorical_logpmf', numpy.equal(_t13*_t17, 0), "argument 'x2' must be 0, 1 or 2")
+    _t2 = _t0*_t1
+    _t3 = _t1*x1
+    _t4 = (0.5)*_t2*a0 - _t0*a1*x1 + (0.5)*_t3*a2
+    _t5 = _t2*b00
+    _t6 = _t3*b20
+    _t8 = _t7*b10
+    _t9 = _t3*b21
+    _t10 = _t7*b11
+    _t11 = _t2*b01
+    _t14 = _t3*b22
+    _t15 = _t7*b12
+    _t16 = _t2*b02
+    _t18 = (0.25)*_t17
+    _t19 = (0.5)*_t13*(_t11 - 2*_t10 + _t9) - _t12*_t18*(_t5 + _t6 - 2*_t8) - _t18*x2*(_t14 - 2*_t15 + _t16)
+    return -stable.logaddexp(stable.logaddexp(a0 - _t4, a1 - _t4), a2 - _t4) - stable.logaddexp(stable.logaddexp(_t19 + (0.5)*_t5 + (0.5)*_t6 - _t8, (0.5)*_t11 - _t10 + _t19 + (0.5)*_t9), (0.5)*_t14 - _t15 + (0.5)*_t16 + _t19)
 
 
 def bits_per_dim(nll_nats, dims, *, validate=True):
