@@ -33,17 +33,15 @@ exact binomial bounds, and mpmath evaluations of the papers' definitions (the ch
 with table lookups; the bin integral by quadrature; base-2 logarithms and powers).
 """
 import functools
-import itertools
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import mpmath
 import numpy as np
 import sympy as sp
 
 from symgen.engine import Derivation, IdentityCheck, Param, Positive, Real
-from symgen.engine.checks import ALPHA_PER_EVALUATION, Outcome
+from symgen.engine.discrete import EnumerationCheck
 from symgen.engine.symbolic import log_normal_mass, logaddexp, normal_pdf
 
 PIXEL_RNN = ("van den Oord, Kalchbrenner & Kavukcuoglu (2016), Pixel Recurrent Neural Networks, Eq. 1 "
@@ -144,73 +142,6 @@ class EightBitGrid:
 
     def nearby(self, value, relative, scale=1.0):
         return value
-
-
-@dataclass
-class GridEnumerationCheck:
-    """The output, a log pmf of ``variables`` on the finite grids ``grids``, against exact
-    enumeration and ``sampler(rng, n, **params)``: an (n, L) array of indices into the grids.
-
-    Like ``symgen.engine.discrete.EnumerationCheck`` (which covers binary sequences):
-
-    * exact enumeration: the probabilities of all cells sum to 1 (``mass_rtol``: a sum of
-      a few hundred exponentials of float64 logs, a few ulps each);
-    * sampling: each cell's count is Binomial(n, p_cell) exactly under a correct pmf, so
-      both binomial tails are tested exactly at ALPHA_PER_EVALUATION / (2 * cells) per cell
-      (Bonferroni): false-alarm probability <= ALPHA_PER_EVALUATION = 1e-9 per evaluation,
-      <= 1e-6 over the at most 1000 evaluations of a run. Exact tails, not Pearson's
-      chi-square, whose approximation is not trustworthy at 1e-9 when cells are rare.
-    """
-
-    sampler: Callable
-    description: str
-    variables: tuple
-    grids: tuple
-    output: str | None = None
-    samples: int = 1_000_000
-    mass_rtol: float = 1e-12
-    derivation: object = field(default=None, repr=False)
-    kind = "enumeration"
-
-    @property
-    def outputs(self):
-        return (self.output or self.derivation.name,)
-
-    def run(self, values, params: dict, rng) -> Outcome:
-        from scipy import stats
-
-        logpmf = values.vectorized(self.outputs[0])
-        shape = tuple(len(grid) for grid in self.grids)
-        cells = np.array(list(itertools.product(*self.grids)), dtype=np.float64)
-        others = {name: value for name, value in params.items() if name not in self.variables}
-        log_values = np.asarray(logpmf(**{name: cells[:, i] for i, name in enumerate(self.variables)}, **others))
-        if np.iscomplexobj(log_values):
-            raise ValueError("the candidate log pmf is complex")
-        probabilities = np.broadcast_to(np.exp(log_values.astype(np.float64)), (len(cells),))
-        if not np.all(np.isfinite(probabilities)):
-            raise ValueError("the candidate pmf is not finite")
-        mass = math.fsum(probabilities)
-        mass_stat = abs(mass - 1) / self.mass_rtol
-        if not mass_stat <= 1:
-            # Refuted by enumeration alone: no need to sample.
-            return Outcome(False, 1.0, 0.0, mass, mass_stat,
-                           f"the {len(cells)} values' probabilities sum to {mass:.15g}, not 1")
-        draws = np.asarray(self.sampler(rng, self.samples, **params), dtype=np.int64)
-        n = draws.shape[0]
-        counts = np.bincount(np.ravel_multi_index(tuple(draws.T), shape), minlength=len(cells))
-        clipped = np.clip(probabilities, 0.0, 1.0)
-        lower = stats.binom.cdf(counts, n, clipped)
-        upper = stats.binom.sf(counts - 1, n, clipped)
-        tails = np.minimum(lower, upper)
-        worst = int(np.argmin(tails))
-        tail = float(tails[worst])
-        cell_stat = ALPHA_PER_EVALUATION / (2 * len(cells)) / max(tail, 1e-300)
-        statistic = max(mass_stat, cell_stat)
-        return Outcome(bool(statistic <= 1), counts[worst] / n,
-                       math.sqrt(max(clipped[worst] * (1 - clipped[worst]), 1 / n) / n),
-                       float(probabilities[worst]), statistic,
-                       f"sum over {len(cells)} values {mass:.15g}; worst value {cells[worst]}: "
-                       f"{counts[worst]}/{n} vs {probabilities[worst]:.6g} (binomial tail {tail:.3g})")
 
 
 class normal_cdf(sp.Function):
@@ -477,7 +408,7 @@ def chain_rule_by_mpmath(x1, x2, **params):
 # deterministic route: the generated code is accurate to ~1e-15 relative, so 1e-11 is slack.
 autoregressive_categorical_logpmf.add_check(IdentityCheck(
     chain_rule_by_mpmath, "the chain rule with softmax table lookups, by mpmath at 50 digits", rtol=1e-11))
-autoregressive_categorical_logpmf.add_check(GridEnumerationCheck(
+autoregressive_categorical_logpmf.add_check(EnumerationCheck(
     gumbel_max_samples,
     "all 9 sequences sum to 1; Gumbel-max ancestral sampling frequencies (exact binomial cells)",
     # 200_000 draws: a probability off by 0.01 at p = 0.2 stands out by 11 standard errors.
@@ -665,7 +596,7 @@ def log_bin_mass_by_quadrature(x, loc, scale, digits=30):
 # The mass of all 256 bins is 1 to within 1e-12: beyond the rounding of the logs, the float
 # grid values miss 2k/255 - 1 by up to 1.1e-16, and the overlap or gap this leaves between
 # neighbouring bins holds at most 1.1e-16 x 4e3 (the density at the smallest scale, 1e-4).
-discretized_gaussian_logpmf.add_check(GridEnumerationCheck(
+discretized_gaussian_logpmf.add_check(EnumerationCheck(
     clipped_rounded_samples,
     "all 256 values sum to 1; N(loc, scale^2) draws clipped and rounded to the grid (exact binomial cells)",
     variables=("x",), grids=(tuple(EIGHT_BIT_GRID),)))

@@ -51,15 +51,26 @@ class Binary:
 
 @dataclass
 class EnumerationCheck:
-    """The output, a log pmf of the binary sequence ``variables``, against exact
-    enumeration and ``sampler(rng, n, **params)`` (an (n, L) array of 0/1)."""
+    """The output, a log pmf of ``variables``, against exact enumeration and
+    ``sampler(rng, n, **params)``: an (n, L) array of indices into ``grids``, the values
+    each variable takes (by default 0 and 1, so a binary sequence's 0/1 draws are their
+    own indices).
+
+    * exact enumeration: the probabilities of all cells sum to 1 (``mass_rtol``: a sum
+      of exponentials of float64 logs, a few ulps each);
+    * sampling: each cell's count is Binomial(n, p_cell) exactly under a correct pmf, so
+      both binomial tails are tested exactly at ALPHA_PER_EVALUATION / (2 * cells) per
+      cell (Bonferroni): false-alarm probability <= ALPHA_PER_EVALUATION per evaluation.
+      Exact tails, not Pearson's chi-square, whose approximation is not trustworthy at
+      1e-9 when cells are rare.
+    """
 
     sampler: Callable
     description: str
     variables: tuple
+    grids: tuple | None = None
     output: str | None = None
     samples: int = 1_000_000
-    # a sum of 2^L exponentials of float64 logs: a few ulps each.
     mass_rtol: float = 1e-12
     derivation: object = field(default=None, repr=False)
     kind = "enumeration"
@@ -71,9 +82,9 @@ class EnumerationCheck:
     def run(self, values, params: dict, rng) -> Outcome:
         from scipy import stats
 
+        grids = self.grids or ((0.0, 1.0),) * len(self.variables)
         logpmf = values.vectorized(self.outputs[0])
-        length = len(self.variables)
-        cells = np.array(list(itertools.product([0.0, 1.0], repeat=length)))
+        cells = np.array(list(itertools.product(*grids)), dtype=np.float64)
         others = {name: value for name, value in params.items() if name not in self.variables}
         log_values = np.asarray(logpmf(**{name: cells[:, i] for i, name in enumerate(self.variables)}, **others))
         if np.iscomplexobj(log_values):
@@ -81,27 +92,25 @@ class EnumerationCheck:
         probabilities = np.broadcast_to(np.exp(log_values.astype(np.float64)), (len(cells),))
         if not np.all(np.isfinite(probabilities)):
             raise ValueError("the candidate pmf is not finite")
-        mass = float(probabilities.sum())
+        mass = math.fsum(probabilities)
         mass_stat = abs(mass - 1) / self.mass_rtol
         if not mass_stat <= 1:
             # Refuted by enumeration alone: no need to sample.
             return Outcome(False, 1.0, 0.0, mass, mass_stat,
-                           f"the {len(cells)} sequences' probabilities sum to {mass:.15g}, not 1")
+                           f"the {len(cells)} cells' probabilities sum to {mass:.15g}, not 1")
 
-        draws = np.asarray(self.sampler(rng, self.samples, **params))
+        draws = np.asarray(self.sampler(rng, self.samples, **params)).astype(np.int64)
         n = draws.shape[0]
-        codes = draws.astype(np.int64) @ (2 ** np.arange(length - 1, -1, -1))
-        counts = np.bincount(codes, minlength=len(cells))
+        shape = tuple(len(grid) for grid in grids)
+        counts = np.bincount(np.ravel_multi_index(tuple(draws.T), shape), minlength=len(cells))
         clipped = np.clip(probabilities, 0.0, 1.0)
-        lower = stats.binom.cdf(counts, n, clipped)
-        upper = stats.binom.sf(counts - 1, n, clipped)
-        tail = float(np.min(np.minimum(lower, upper)))
-        per_tail = ALPHA_PER_EVALUATION / (2 * len(cells))
-        cell_stat = per_tail / max(tail, 1e-300)
-        worst = int(np.argmin(np.minimum(lower, upper)))
+        tails = np.minimum(stats.binom.cdf(counts, n, clipped), stats.binom.sf(counts - 1, n, clipped))
+        worst = int(np.argmin(tails))
+        tail = float(tails[worst])
+        cell_stat = ALPHA_PER_EVALUATION / (2 * len(cells)) / max(tail, 1e-300)
         statistic = max(mass_stat, cell_stat)
         return Outcome(bool(statistic <= 1), counts[worst] / n,
                        math.sqrt(max(clipped[worst] * (1 - clipped[worst]), 1 / n) / n),
                        float(probabilities[worst]), statistic,
-                       f"sum over {len(cells)} sequences {mass:.15g}; worst cell {cells[worst].astype(int)}: "
+                       f"sum over {len(cells)} cells {mass:.15g}; worst cell {cells[worst].tolist()}: "
                        f"{counts[worst]}/{n} vs {probabilities[worst]:.6g} (binomial tail {tail:.3g})")
