@@ -75,6 +75,11 @@ def static_page(found, function_source: str) -> str:
         lines += [f"Closed form of `{_output_label(found, name)}`:", "", "$$",
                   sp.latex(output.closed_form), "$$"]
     lines += ["", "## Generated code", "", "```python", function_source.rstrip(), "```"]
+    if not found.implementation:
+        lines += ["", "The shipped function is this code after `symgen/engine/reuse.py`, which lets an "
+                  "operation write its result into an array that nothing reads afterwards "
+                  "(the `inplace.into_*` calls, where there are any); tests/test_reuse.py checks "
+                  "that the values stay the same bit for bit."]
     if found.references:
         lines += ["", "## References", ""] + [f"- {reference}" for reference in found.references]
     return "\n".join(lines) + "\n\n"

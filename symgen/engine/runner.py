@@ -172,12 +172,19 @@ def formula_function(derivation):
     built-in catalogue (what users import), or one generated in memory for a user's
     own derivation, by the same code generator."""
     from .catalogue import builtin_directory
-    from .codegen import module_source
 
     if derivation.source.parent == builtin_directory() and not derivation.source.name.startswith("_"):
         return getattr(importlib.import_module("symgen.formulas"), derivation.name)
+    return generated_function(derivation)
+
+
+def generated_function(derivation, reuse: bool = True):
+    """The derivation's NumPy function generated in memory; ``reuse=False`` leaves out
+    the array reuse (symgen/engine/reuse.py), to compare the two."""
+    from .codegen import module_source
+
     namespace: dict = {"__name__": f"symgen_generated_{derivation.name}"}
-    exec(compile(module_source(derivation.source.stem, [derivation]), f"<generated {derivation.name}>",
+    exec(compile(module_source(derivation.source.stem, [derivation], reuse), f"<generated {derivation.name}>",
                  "exec"), namespace)
     return namespace[derivation.name]
 

@@ -3,6 +3,7 @@
 
 """Autoregressive likelihood: the chain rule for a small binary autoregressive model."""
 import numpy
+from symgen.numerics import inplace
 from symgen.numerics.validate import prepare as validate_arguments
 from symgen.numerics.validate import require
 
@@ -70,9 +71,9 @@ def autoregressive_binary_logpmf(x1, x2, x3, p1, q0, q1, r00, r01, r10, r11, *, 
     _t2 = x2 - 1
     _t4 = x3 - 1
     if validate:
-        require('autoregressive_binary_logpmf', numpy.equal(-_t0*x1, 0), "argument 'x1' must be 0 or 1")
-        require('autoregressive_binary_logpmf', numpy.equal(-_t2*x2, 0), "argument 'x2' must be 0 or 1")
-        require('autoregressive_binary_logpmf', numpy.equal(-_t4*x3, 0), "argument 'x3' must be 0 or 1")
-    _t1 = _t0*q0 - q1*x1
-    _t3 = _t0*_t2*r00 - _t0*r01*x2 - _t2*r10*x1 + r11*x1*x2
-    return x1*numpy.log(p1) - _t0*numpy.log1p(-p1) - _t2*numpy.log1p(_t1) - _t4*numpy.log1p(-_t3) + x2*numpy.log(-_t1) + x3*numpy.log(_t3)
+        require('autoregressive_binary_logpmf', numpy.equal(-_t0 * x1, 0), "argument 'x1' must be 0 or 1")
+        require('autoregressive_binary_logpmf', numpy.equal(-_t2 * x2, 0), "argument 'x2' must be 0 or 1")
+        require('autoregressive_binary_logpmf', numpy.equal(-_t4 * x3, 0), "argument 'x3' must be 0 or 1")
+    _t1 = _t0 * q0 - q1 * x1
+    _t3 = _t0 * _t2 * r00 - _t0 * r01 * x2 - _t2 * r10 * x1 + r11 * x1 * x2
+    return x1 * numpy.log(p1) - inplace.into_first(numpy.multiply, _t0, inplace.into_only(numpy.log1p, -p1)) - inplace.into_first(numpy.multiply, _t2, numpy.log1p(_t1)) - inplace.into_first(numpy.multiply, _t4, inplace.into_only(numpy.log1p, -_t3)) + x2 * inplace.into_only(numpy.log, inplace.into_only(numpy.negative, _t1)) + x3 * inplace.into_only(numpy.log, _t3)

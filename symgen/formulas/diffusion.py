@@ -4,6 +4,7 @@
 """Diffusion models: the forward (noising) chain, its marginal and its posterior."""
 import numpy
 from collections import namedtuple
+from symgen.numerics import inplace
 from symgen.numerics.validate import prepare as validate_arguments
 from symgen.numerics.validate import require
 
@@ -48,7 +49,7 @@ def diffusion_marginal(x0, alpha_bar, *, validate=True):
         'diffusion_marginal', validate,
         x0=(x0, "real"),
         alpha_bar=(alpha_bar, ('interval', 0.0, 1.0, False, True)))
-    return DiffusionMarginalResult(numpy.sqrt(alpha_bar)*x0, 1 - alpha_bar)
+    return DiffusionMarginalResult(numpy.sqrt(alpha_bar) * x0, 1 - alpha_bar)
 
 DiffusionOptimalEpsResult = namedtuple('DiffusionOptimalEpsResult', ['mean', 'var'])
 
@@ -96,9 +97,9 @@ def diffusion_optimal_eps(xt, alpha_bar, loc, scale, *, validate=True):
         loc=(loc, "real"),
         scale=(scale, "positive"))
     _t0 = 1 - alpha_bar
-    _t1 = alpha_bar*scale**2
+    _t1 = alpha_bar * scale ** 2
     _t2 = _t0 + _t1
-    return DiffusionOptimalEpsResult(numpy.sqrt(_t0)*(xt - numpy.sqrt(alpha_bar)*loc)/_t2, _t1/_t2)
+    return DiffusionOptimalEpsResult(inplace.into_only(numpy.sqrt, _t0) * inplace.into_second(numpy.subtract, xt, numpy.sqrt(alpha_bar) * loc) / _t2, inplace.into_first(numpy.true_divide, _t1, _t2))
 
 DiffusionPosteriorResult = namedtuple('DiffusionPosteriorResult', ['mean', 'var'])
 
@@ -150,7 +151,7 @@ def diffusion_posterior(x0, xt, alpha_bar_t, alpha_bar_prev, *, validate=True):
     _t0 = alpha_bar_t - 1
     _t1 = alpha_bar_prev - 1
     _t2 = alpha_bar_prev - alpha_bar_t
-    return DiffusionPosteriorResult((_t1*xt*numpy.sqrt(alpha_bar_t/alpha_bar_prev) - _t2*x0/numpy.sqrt(alpha_bar_prev))/_t0, _t1*_t2/(_t0*alpha_bar_prev))
+    return DiffusionPosteriorResult((_t1 * xt * inplace.into_only(numpy.sqrt, alpha_bar_t / alpha_bar_prev) - _t2 * x0 / numpy.sqrt(alpha_bar_prev)) / _t0, inplace.into_first(numpy.multiply, _t1, _t2) / inplace.into_first(numpy.multiply, _t0, alpha_bar_prev))
 
 DiffusionPredictionsResult = namedtuple('DiffusionPredictionsResult', ['x0', 'v'])
 
@@ -195,8 +196,8 @@ def diffusion_predictions(xt, alpha_bar, eps, *, validate=True):
         xt=(xt, "real"),
         alpha_bar=(alpha_bar, ('interval', 0.0, 1.0, False, True)),
         eps=(eps, "real"))
-    _t1 = numpy.sqrt(1 - alpha_bar)
-    return DiffusionPredictionsResult((xt - _t1*eps)/numpy.sqrt(alpha_bar), (eps - _t1*xt)/numpy.sqrt(alpha_bar))
+    _t1 = inplace.into_only(numpy.sqrt, 1 - alpha_bar)
+    return DiffusionPredictionsResult(inplace.into_second(numpy.subtract, xt, _t1 * eps) / numpy.sqrt(alpha_bar), inplace.into_second(numpy.subtract, eps, inplace.into_first(numpy.multiply, _t1, xt)) / numpy.sqrt(alpha_bar))
 
 DiffusionVpsdeMarginalResult = namedtuple('DiffusionVpsdeMarginalResult', ['mean', 'var'])
 
@@ -243,5 +244,5 @@ def diffusion_vpsde_marginal(x0, t, beta_min, beta_max, *, validate=True):
         t=(t, ('interval', 0.0, 1.0, False, True)),
         beta_min=(beta_min, "positive"),
         beta_max=(beta_max, "positive"))
-    _t0 = t*(beta_min + (0.5)*t*(beta_max - beta_min))
-    return DiffusionVpsdeMarginalResult(x0*numpy.exp(-0.5*_t0), -numpy.expm1(-_t0))
+    _t0 = t * (beta_min + 0.5 * t * (beta_max - beta_min))
+    return DiffusionVpsdeMarginalResult(x0 * inplace.into_only(numpy.exp, -0.5 * _t0), -inplace.into_only(numpy.expm1, inplace.into_only(numpy.negative, _t0)))

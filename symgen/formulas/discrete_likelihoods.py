@@ -3,6 +3,7 @@
 
 """Discrete likelihoods and their units: categorical autoregressive, bits/dim, perplexity, DDPM decoder."""
 import numpy
+from symgen.numerics import inplace
 from symgen.numerics import stable
 from symgen.numerics.validate import prepare as validate_arguments
 from symgen.numerics.validate import require
@@ -81,28 +82,28 @@ def autoregressive_categorical_logpmf(x1, x2, a0, a1, a2, b00, b01, b02, b10, b1
         b22=(b22, "real"))
     _t0 = x1 - 2
     _t1 = x1 - 1
-    _t7 = _t0*x1
+    _t7 = _t0 * x1
     _t12 = x2 - 2
-    _t13 = _t12*x2
+    _t13 = _t12 * x2
     _t17 = x2 - 1
     if validate:
-        require('autoregressive_categorical_logpmf', numpy.equal(_t1*_t7, 0), "argument 'x1' must be 0, 1 or 2")
-        require('autoregressive_categorical_logpmf', numpy.equal(_t13*_t17, 0), "argument 'x2' must be 0, 1 or 2")
-    _t2 = _t0*_t1
-    _t3 = _t1*x1
-    _t4 = (0.5)*_t2*a0 - _t0*a1*x1 + (0.5)*_t3*a2
-    _t5 = _t2*b00
-    _t6 = _t3*b20
-    _t8 = _t7*b10
-    _t9 = _t3*b21
-    _t10 = _t7*b11
-    _t11 = _t2*b01
-    _t14 = _t3*b22
-    _t15 = _t7*b12
-    _t16 = _t2*b02
-    _t18 = (0.25)*_t17
-    _t19 = (0.5)*_t13*(_t11 - 2*_t10 + _t9) - _t12*_t18*(_t5 + _t6 - 2*_t8) - _t18*x2*(_t14 - 2*_t15 + _t16)
-    return -stable.logaddexp(stable.logaddexp(a0 - _t4, a1 - _t4), a2 - _t4) - stable.logaddexp(stable.logaddexp(_t19 + (0.5)*_t5 + (0.5)*_t6 - _t8, (0.5)*_t11 - _t10 + _t19 + (0.5)*_t9), (0.5)*_t14 - _t15 + (0.5)*_t16 + _t19)
+        require('autoregressive_categorical_logpmf', numpy.equal(_t1 * _t7, 0), "argument 'x1' must be 0, 1 or 2")
+        require('autoregressive_categorical_logpmf', numpy.equal(_t13 * _t17, 0), "argument 'x2' must be 0, 1 or 2")
+    _t2 = _t0 * _t1
+    _t3 = inplace.into_first(numpy.multiply, _t1, x1)
+    _t4 = 0.5 * _t2 * a0 - inplace.into_first(numpy.multiply, _t0, a1) * x1 + 0.5 * _t3 * a2
+    _t5 = _t2 * b00
+    _t6 = _t3 * b20
+    _t8 = _t7 * b10
+    _t9 = _t3 * b21
+    _t10 = _t7 * b11
+    _t11 = _t2 * b01
+    _t14 = inplace.into_first(numpy.multiply, _t3, b22)
+    _t15 = inplace.into_first(numpy.multiply, _t7, b12)
+    _t16 = inplace.into_first(numpy.multiply, _t2, b02)
+    _t18 = inplace.into_second(numpy.multiply, 0.25, _t17)
+    _t19 = inplace.into_second(numpy.multiply, 0.5, _t13) * (inplace.into_second(numpy.subtract, _t11, 2 * _t10) + _t9) - inplace.into_first(numpy.multiply, _t12, _t18) * (_t5 + _t6 - 2 * _t8) - inplace.into_first(numpy.multiply, _t18, x2) * (inplace.into_second(numpy.subtract, _t14, 2 * _t15) + _t16)
+    return -stable.logaddexp(stable.logaddexp(a0 - _t4, a1 - _t4), inplace.into_second(numpy.subtract, a2, _t4)) - stable.logaddexp(stable.logaddexp(inplace.into_second(numpy.subtract, _t19 + inplace.into_second(numpy.multiply, 0.5, _t5) + inplace.into_second(numpy.multiply, 0.5, _t6), _t8), inplace.into_second(numpy.subtract, inplace.into_second(numpy.multiply, 0.5, _t11), _t10) + _t19 + inplace.into_second(numpy.multiply, 0.5, _t9)), inplace.into_second(numpy.add, inplace.into_second(numpy.subtract, inplace.into_second(numpy.multiply, 0.5, _t14), _t15) + inplace.into_second(numpy.multiply, 0.5, _t16), _t19))
 
 
 def bits_per_dim(nll_nats, dims, *, validate=True):
@@ -141,7 +142,7 @@ def bits_per_dim(nll_nats, dims, *, validate=True):
         dims=(dims, "positive"))
     if validate:
         require('bits_per_dim', numpy.greater_equal(nll_nats, 0), "argument 'nll_nats' must be >= 0: the negative log-likelihood of discrete data, -log p with p <= 1 (add the quantisation term for a density)")
-    return 1.4426950408889634*nll_nats/dims
+    return 1.4426950408889634 * nll_nats / dims
 
 
 def discretized_gaussian_logpmf(x, loc, scale, *, validate=True):
@@ -180,12 +181,10 @@ def discretized_gaussian_logpmf(x, loc, scale, *, validate=True):
         x=(x, ('interval', -1.0, 1.0, True, True)),
         loc=(loc, "real"),
         scale=(scale, "positive"))
-    _t3 = (127.5)*x
+    _t1 = 127.5 * x
     if validate:
-        require('discretized_gaussian_logpmf', numpy.less_equal(abs(numpy.floor(_t3) - _t3 + 0.5), 0.001), "argument 'x' must lie on the 8-bit grid 2k/255 - 1 for k = 0, ..., 255 (pixel values scaled by x / 127.5 - 1)")
-    _t1 = (x - loc + 0.00392156862745098)/scale
-    _t2 = -(loc - x + 0.00392156862745098)/scale
-    return stable.refine(stable.refine(stable.log_normal_mass(_t2, _t1), numpy.greater(x, 0.996078431372549), lambda _t2: stable.log_normal_mass(_t2, numpy.inf), _t2, in_place=True), numpy.less(x, -0.996078431372549), lambda _t1: stable.log_normal_mass(-numpy.inf, _t1), _t1, in_place=True)
+        require('discretized_gaussian_logpmf', numpy.less_equal(abs(inplace.into_second(numpy.subtract, numpy.floor(_t1), _t1) + 0.5), 0.001), "argument 'x' must lie on the 8-bit grid 2k/255 - 1 for k = 0, ..., 255 (pixel values scaled by x / 127.5 - 1)")
+    return stable.refine(numpy.less(x, -0.996078431372549), stable.refine(numpy.greater(x, 0.996078431372549), stable.log_normal_mass(-(loc - x + 0.00392156862745098) / scale, (x - loc + 0.00392156862745098) / scale), lambda loc, scale, x: stable.log_normal_mass((x - loc - 0.00392156862745098) / scale, numpy.inf), loc, scale, x, in_place=True), lambda loc, scale, x: stable.log_normal_mass(-numpy.inf, (x - loc - 0.00392156862745098) / scale + 0.00784313725490196 / scale), loc, scale, x, in_place=True)
 
 
 def perplexity(nll_nats, tokens, *, validate=True):
@@ -223,4 +222,4 @@ def perplexity(nll_nats, tokens, *, validate=True):
         tokens=(tokens, "positive"))
     if validate:
         require('perplexity', numpy.greater_equal(nll_nats, 0), "argument 'nll_nats' must be >= 0: the negative log-likelihood of discrete data, -log p with p <= 1 (add the quantisation term for a density)")
-    return numpy.exp(nll_nats/tokens)
+    return inplace.into_only(numpy.exp, nll_nats / tokens)

@@ -3,6 +3,7 @@
 
 """Diversity and mode collapse: sample variance, and how many modes a sampler covers."""
 import numpy
+from symgen.numerics import inplace
 from symgen.numerics.validate import prepare as validate_arguments
 
 __all__ = ['expected_modes_covered', 'mixture_variance']
@@ -41,7 +42,7 @@ def expected_modes_covered(modes, draws, *, validate=True):
         'expected_modes_covered', validate,
         modes=(modes, ('interval', 2.0, 1.7976931348623157e+308, True, True)),
         draws=(draws, ('interval', 1.0, 1.7976931348623157e+308, True, True)))
-    return -modes*numpy.expm1(draws*numpy.log1p(-1/modes))
+    return -modes * inplace.into_only(numpy.expm1, draws * inplace.into_only(numpy.log1p, -1 / modes))
 
 
 def mixture_variance(weight, loc1, loc2, scale, *, validate=True):
@@ -83,4 +84,4 @@ def mixture_variance(weight, loc1, loc2, scale, *, validate=True):
         loc1=(loc1, "real"),
         loc2=(loc2, "real"),
         scale=(scale, "positive"))
-    return scale**2 + weight*(1 - weight)*(loc1 - loc2)**2
+    return scale ** 2 + weight * (1 - weight) * (loc1 - loc2) ** 2

@@ -3,6 +3,7 @@
 
 """Normalizing flows: closed forms for the standard layers in two dimensions."""
 import numpy
+from symgen.numerics import inplace
 from symgen.numerics.validate import prepare as validate_arguments
 from symgen.numerics.validate import require
 
@@ -55,8 +56,8 @@ def affine_coupling_logpdf(x1, x2, s_weight, s_bias, t_weight, t_bias, *, valida
         s_bias=(s_bias, "real"),
         t_weight=(t_weight, "real"),
         t_bias=(t_bias, "real"))
-    _t0 = s_weight*x1
-    return -_t0 - s_bias - 0.5*x1**2 - 0.5*(t_bias + t_weight*x1 - x2)**2*numpy.exp(-2*_t0 - 2*s_bias) - 1.8378770664093456
+    _t0 = s_weight * x1
+    return -_t0 - s_bias - 0.5 * x1 ** 2 - 0.5 * (t_bias + t_weight * x1 - x2) ** 2 * inplace.into_only(numpy.exp, inplace.into_second(numpy.multiply, -2, _t0) - 2 * s_bias) - 1.8378770664093456
 
 
 def elementwise_affine_logpdf(x1, x2, a1, a2, b1, b2, *, validate=True):
@@ -108,7 +109,7 @@ def elementwise_affine_logpdf(x1, x2, a1, a2, b1, b2, *, validate=True):
     if validate:
         require('elementwise_affine_logpdf', numpy.not_equal(a1, 0), "argument 'a1' must be nonzero: x = a * z + b is not invertible when a scale is 0")
         require('elementwise_affine_logpdf', numpy.not_equal(a2, 0), "argument 'a2' must be nonzero: x = a * z + b is not invertible when a scale is 0")
-    return -0.5*(2*numpy.log(abs(a1)) + 2*numpy.log(abs(a2)) + 3.675754132818691 + ((x1 - b1)/a1)**2 + ((x2 - b2)/a2)**2)
+    return -0.5 * (2 * numpy.log(abs(a1)) + 2 * numpy.log(abs(a2)) + 3.675754132818691 + ((x1 - b1) / a1) ** 2 + ((x2 - b2) / a2) ** 2)
 
 
 def linear_flow_logpdf(x1, x2, w11, w12, w21, w22, b1, b2, *, validate=True):
@@ -163,12 +164,12 @@ def linear_flow_logpdf(x1, x2, w11, w12, w21, w22, b1, b2, *, validate=True):
         w22=(w22, "real"),
         b1=(b1, "real"),
         b2=(b2, "real"))
-    _t0 = w11*w22 - w12*w21
+    _t0 = w11 * w22 - w12 * w21
     if validate:
         require('linear_flow_logpdf', numpy.not_equal(_t0, 0), 'the matrix W = [[w11, w12], [w21, w22]] is singular (det W = w11*w22 - w12*w21 = 0): x = W z + b is not invertible and has no density')
     _t1 = x2 - b2
     _t2 = x1 - b1
-    return -numpy.log(abs(_t0)) - 1.8378770664093456 - 0.5*((_t1*w11 - _t2*w21)**2 + (_t2*w22 - _t1*w12)**2)/_t0**2
+    return -numpy.log(abs(_t0)) - 1.8378770664093456 - 0.5 * ((_t1 * w11 - _t2 * w21) ** 2 + (inplace.into_first(numpy.multiply, _t2, w22) - inplace.into_first(numpy.multiply, _t1, w12)) ** 2) / _t0 ** 2
 
 
 def planar_flow_logdet(z1, z2, u1, u2, w1, w2, bias, *, validate=True):
@@ -219,8 +220,8 @@ def planar_flow_logdet(z1, z2, u1, u2, w1, w2, bias, *, validate=True):
         w1=(w1, "real"),
         w2=(w2, "real"),
         bias=(bias, "real"))
-    _t0 = u1*w1 + u2*w2
+    _t0 = u1 * w1 + u2 * w2
     if validate:
         require('planar_flow_logdet', numpy.greater_equal(_t0, -1), 'the planar flow is invertible only for u^T w >= -1 (u1*w1 + u2*w2 >= -1 required; Rezende & Mohamed 2015, Appendix A)')
-    _t1 = bias + w1*z1 + w2*z2
-    return numpy.log1p(_t0*(2/(numpy.exp(_t1) + numpy.exp(-_t1)))**2)
+    _t1 = bias + w1 * z1 + w2 * z2
+    return inplace.into_only(numpy.log1p, inplace.into_first(numpy.multiply, _t0, inplace.into_second(numpy.true_divide, 2, numpy.exp(_t1) + inplace.into_only(numpy.exp, inplace.into_only(numpy.negative, _t1))) ** 2))

@@ -47,4 +47,4 @@ def affine_flow_logpdf(x, a, b, *, validate=True):
         b=(b, "real"))
     if validate:
         require('affine_flow_logpdf', numpy.not_equal(a, 0), "argument 'a' must be nonzero: x = a z + b is not invertible at a = 0")
-    return -0.5*(2*numpy.log(abs(a)) + 1.8378770664093456 + ((x - b)/a)**2)
+    return -0.5 * (2 * numpy.log(abs(a)) + 1.8378770664093456 + ((x - b) / a) ** 2)

@@ -4,6 +4,7 @@
 """GAN objectives: the players' costs, their gradients, and the optimal discriminator."""
 import numpy
 from collections import namedtuple
+from symgen.numerics import inplace
 from symgen.numerics import stable
 from symgen.numerics.validate import prepare as validate_arguments
 
@@ -52,8 +53,8 @@ def gan_losses(d_real, d_fake, *, validate=True):
         'gan_losses', validate,
         d_real=(d_real, ('interval', 0.0, 1.0, True, True)),
         d_fake=(d_fake, ('interval', 0.0, 1.0, True, True)))
-    _t0 = (0.5)*(numpy.log(d_real) + numpy.log1p(-d_fake))
-    return GanLossesResult(-_t0, _t0, -0.5*numpy.log(d_fake))
+    _t0 = 0.5 * (numpy.log(d_real) + inplace.into_only(numpy.log1p, -d_fake))
+    return GanLossesResult(-_t0, _t0, -0.5 * numpy.log(d_fake))
 
 GanLossesLogitsResult = namedtuple('GanLossesLogitsResult', ['discriminator', 'generator_minimax', 'generator_non_saturating', 'generator_minimax_grad', 'generator_non_saturating_grad'])
 
@@ -105,9 +106,9 @@ def gan_losses_logits(logit_real, logit_fake, *, validate=True):
         logit_real=(logit_real, "real"),
         logit_fake=(logit_fake, "real"))
     _t0 = stable.softplus(logit_fake)
-    _t1 = (0.5)*_t0 + (0.5)*stable.softplus(-logit_real)
+    _t1 = 0.5 * _t0 + 0.5 * stable.softplus(-logit_real)
     _t2 = stable.softplus(-logit_fake)
-    return GanLossesLogitsResult(_t1, -_t1, (0.5)*_t2, -0.5*numpy.exp(-_t2), -0.5*numpy.exp(-_t0))
+    return GanLossesLogitsResult(_t1, -_t1, 0.5 * _t2, -0.5 * inplace.into_only(numpy.exp, -_t2), -0.5 * inplace.into_only(numpy.exp, -_t0))
 
 GanOptimalDiscriminatorResult = namedtuple('GanOptimalDiscriminatorResult', ['logit', 'value'])
 
@@ -148,5 +149,4 @@ def gan_optimal_discriminator(p_data, p_g, *, validate=True):
         'gan_optimal_discriminator', validate,
         p_data=(p_data, "positive"),
         p_g=(p_g, "positive"))
-    _t1 = p_data - p_g
-    return GanOptimalDiscriminatorResult(stable.refine(numpy.log(p_data) - numpy.log(p_g), numpy.greater_equal(p_g, 2*abs(_t1)), lambda _t1, p_g: numpy.log1p(_t1/p_g), _t1, p_g, in_place=True), -p_data*numpy.log1p(p_g/p_data) - p_g*numpy.log1p(p_data/p_g))
+    return GanOptimalDiscriminatorResult(stable.refine(numpy.greater_equal(p_g, 2 * abs(p_data - p_g)), numpy.log(p_data) - numpy.log(p_g), lambda p_data, p_g: inplace.into_only(numpy.log1p, (p_data - p_g) / p_g), p_data, p_g, in_place=True), -p_data * inplace.into_only(numpy.log1p, p_g / p_data) - p_g * inplace.into_only(numpy.log1p, p_data / p_g))

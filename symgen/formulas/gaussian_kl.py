@@ -4,6 +4,7 @@
 """The Gaussian KL family: the divergence term of the VAE objective."""
 import numpy
 from symgen.numerics import gaussian
+from symgen.numerics import inplace
 from symgen.numerics import stable
 from symgen.numerics.validate import prepare as validate_arguments
 
@@ -86,9 +87,8 @@ def kl_normal(loc_p, scale_p, loc_q, scale_q, *, validate=True):
         scale_p=(scale_p, "positive"),
         loc_q=(loc_q, "real"),
         scale_q=(scale_q, "positive"))
-    _t1 = (loc_p - loc_q)**2
-    _t2 = numpy.log(scale_q/scale_p) + (0.5)*(_t1 + scale_p**2)/scale_q**2
-    return stable.refine(_t2 - 0.5, numpy.less(_t2, 0.51), lambda _t1, scale_p, scale_q: (0.5)*_t1/scale_q**2 - 0.5*stable.log1pmx((scale_p - scale_q)*(scale_p + scale_q)/scale_q**2), _t1, scale_p, scale_q, in_place=True)
+    _t0 = inplace.into_only(numpy.log, scale_q / scale_p) + 0.5 * (scale_p ** 2 + (loc_p - loc_q) ** 2) / scale_q ** 2
+    return stable.refine(numpy.less(_t0, 0.51), inplace.into_first(numpy.subtract, _t0, 0.5), lambda loc_p, loc_q, scale_p, scale_q: 0.5 * (loc_p - loc_q) ** 2 / scale_q ** 2 - 0.5 * stable.log1pmx((scale_p - scale_q) * (scale_p + scale_q) / scale_q ** 2), loc_p, loc_q, scale_p, scale_q, in_place=True)
 
 
 def kl_std_normal(loc, logvar, *, validate=True):
@@ -124,4 +124,4 @@ def kl_std_normal(loc, logvar, *, validate=True):
         'kl_std_normal', validate,
         loc=(loc, "real"),
         logvar=(logvar, "real"))
-    return (0.5)*(loc**2 + stable.expm1mx(logvar))
+    return 0.5 * (loc ** 2 + stable.expm1mx(logvar))

@@ -3,6 +3,7 @@
 
 """The unadjusted Langevin algorithm on a Gaussian target: its stationary law and bias."""
 import numpy
+from symgen.numerics import inplace
 from symgen.numerics.validate import prepare as validate_arguments
 from symgen.numerics.validate import require
 
@@ -43,8 +44,8 @@ def langevin_stationary_var(scale, eta, *, validate=True):
         'langevin_stationary_var', validate,
         scale=(scale, "positive"),
         eta=(eta, "positive"))
-    _t0 = scale**2
-    _t1 = 2*_t0
+    _t0 = scale ** 2
+    _t1 = 2 * _t0
     if validate:
         require('langevin_stationary_var', numpy.less(eta, _t1), "argument 'eta' must be < 2 scale^2: the chain diverges for larger steps")
-    return _t0*(_t1/(_t1 - eta))
+    return inplace.into_first(numpy.multiply, _t0, inplace.into_first(numpy.true_divide, _t1, _t1 - eta))

@@ -3,6 +3,7 @@
 
 """The score of a two-component Gaussian mixture, stable far in the tails."""
 import numpy
+from symgen.numerics import inplace
 from symgen.numerics.validate import prepare as validate_arguments
 
 __all__ = ['score_mixture']
@@ -58,12 +59,12 @@ def score_mixture(x, weight, loc1, scale1, loc2, scale2, *, validate=True):
         scale2=(scale2, "positive"))
     _t0 = -x
     _t1 = _t0 + loc1
-    _t3 = (0.5)/scale1**2
-    _t4 = _t0 + loc2
-    _t6 = (0.5)/scale2**2
-    _t7 = numpy.log(scale1) - numpy.log(scale2) - numpy.log(weight) + numpy.log(1 - weight)
-    _t8 = numpy.sign(_t1**2*_t3 - _t4**2*_t6 + _t7)
-    _t9 = (0.5)*_t1**2*_t3 - 0.5*_t4**2*_t6 + (0.5)*_t7
-    _t10 = numpy.exp(_t9*(1 - _t8))
-    _t11 = numpy.exp(-_t9*(_t8 + 1))
-    return (_t1*_t11/scale1**2 + _t10*_t4/scale2**2)/(_t10 + _t11)
+    _t3 = inplace.into_second(numpy.true_divide, 0.5, scale1 ** 2)
+    _t4 = inplace.into_first(numpy.add, _t0, loc2)
+    _t6 = inplace.into_second(numpy.true_divide, 0.5, scale2 ** 2)
+    _t7 = numpy.log(scale1) - numpy.log(scale2) - numpy.log(weight) + inplace.into_only(numpy.log, 1 - weight)
+    _t8 = inplace.into_only(numpy.sign, _t1 ** 2 * _t3 - _t4 ** 2 * _t6 + _t7)
+    _t9 = inplace.into_second(numpy.multiply, 0.5 * _t1 ** 2, _t3) - inplace.into_second(numpy.multiply, 0.5 * _t4 ** 2, _t6) + inplace.into_second(numpy.multiply, 0.5, _t7)
+    _t10 = inplace.into_only(numpy.exp, _t9 * (1 - _t8))
+    _t11 = inplace.into_only(numpy.exp, inplace.into_only(numpy.negative, _t9) * inplace.into_first(numpy.add, _t8, 1))
+    return (inplace.into_first(numpy.multiply, _t1, _t11) / scale1 ** 2 + inplace.into_second(numpy.multiply, _t10, _t4) / scale2 ** 2) / inplace.into_first(numpy.add, _t10, _t11)

@@ -4,6 +4,7 @@
 """Noise schedules: the cosine schedule, and the linear schedule in continuous time."""
 import numpy
 from collections import namedtuple
+from symgen.numerics import inplace
 from symgen.numerics.validate import prepare as validate_arguments
 from symgen.numerics.validate import require
 
@@ -59,10 +60,10 @@ def diffusion_cosine_schedule(t, T, *, validate=True):
         require('diffusion_cosine_schedule', numpy.less_equal(t, T), "argument 't' must be <= T (the schedule ends at step T)")
     _t0 = -t
     _t1 = T + _t0
-    _t2 = 1.5583296892806513/T
-    _t3 = numpy.sin(_t1*_t2)**2
-    _t4 = 2*T
-    return DiffusionCosineScheduleResult(1.000155433155303*_t3, numpy.minimum((numpy.sin(_t2*(_t4 - 2*t + 1))*numpy.sin(_t2))/numpy.sin(_t2*(_t1 + 1))**2, 0.999), _t3/(numpy.sin(_t2*(_t0 + _t4))*numpy.sin(_t2*t)))
+    _t2 = 1.5583296892806513 / T
+    _t3 = inplace.into_only(numpy.sin, _t1 * _t2) ** 2
+    _t4 = 2 * T
+    return DiffusionCosineScheduleResult(1.000155433155303 * _t3, numpy.minimum(inplace.into_only(numpy.sin, _t2 * (inplace.into_second(numpy.subtract, _t4, 2 * t) + 1)) * numpy.sin(_t2) / inplace.into_only(numpy.sin, _t2 * inplace.into_first(numpy.add, _t1, 1)) ** 2, 0.999), inplace.into_first(numpy.true_divide, _t3, inplace.into_only(numpy.sin, _t2 * inplace.into_first(numpy.add, _t0, _t4)) * inplace.into_only(numpy.sin, inplace.into_first(numpy.multiply, _t2, t))))
 
 DiffusionLinearScheduleResult = namedtuple('DiffusionLinearScheduleResult', ['alpha_bar', 'snr'])
 
@@ -108,5 +109,5 @@ def diffusion_linear_schedule(t, beta_min, beta_max, *, validate=True):
         t=(t, ('interval', 0.0, 1.0, False, True)),
         beta_min=(beta_min, "positive"),
         beta_max=(beta_max, "positive"))
-    _t0 = t*(beta_min + (0.5)*t*(beta_max - beta_min))
-    return DiffusionLinearScheduleResult(numpy.exp(-_t0), 1/numpy.expm1(_t0))
+    _t0 = t * (beta_min + 0.5 * t * (beta_max - beta_min))
+    return DiffusionLinearScheduleResult(inplace.into_only(numpy.exp, -_t0), inplace.into_second(numpy.true_divide, 1, inplace.into_only(numpy.expm1, _t0)))

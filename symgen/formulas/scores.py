@@ -4,6 +4,7 @@
 """Scores: gradients of log densities, the quantity score-based models learn."""
 import numpy
 from collections import namedtuple
+from symgen.numerics import inplace
 from symgen.numerics import scores
 from symgen.numerics.validate import prepare as validate_arguments
 
@@ -47,7 +48,7 @@ def score_diffusion(xt, x0, alpha_bar, *, validate=True):
         xt=(xt, "real"),
         x0=(x0, "real"),
         alpha_bar=(alpha_bar, ('interval', 0.0, 1.0, False, False)))
-    return (numpy.sqrt(alpha_bar)*x0 - xt)/(1 - alpha_bar)
+    return (numpy.sqrt(alpha_bar) * x0 - xt) / (1 - alpha_bar)
 
 
 def score_mvn(x, loc, cov, *, validate=True):
@@ -121,7 +122,7 @@ def score_normal(x, loc, scale, *, validate=True):
         x=(x, "real"),
         loc=(loc, "real"),
         scale=(scale, "positive"))
-    return ((loc - x)/scale)/scale
+    return (loc - x) / scale / scale
 
 TweedieNormalResult = namedtuple('TweedieNormalResult', ['mean', 'var'])
 
@@ -170,6 +171,6 @@ def tweedie_normal(xt, alpha_bar, loc, scale, *, validate=True):
         loc=(loc, "real"),
         scale=(scale, "positive"))
     _t0 = 1 - alpha_bar
-    _t1 = scale**2
-    _t2 = _t0 + _t1*alpha_bar
-    return TweedieNormalResult((_t0*loc + _t1*numpy.sqrt(alpha_bar)*xt)/_t2, _t0*_t1/_t2)
+    _t1 = scale ** 2
+    _t2 = _t0 + _t1 * alpha_bar
+    return TweedieNormalResult((_t0 * loc + _t1 * numpy.sqrt(alpha_bar) * xt) / _t2, inplace.into_second(numpy.true_divide, inplace.into_first(numpy.multiply, _t0, _t1), _t2))

@@ -4,6 +4,7 @@
 """The VAE's ELBO, worked exactly for the linear-Gaussian model."""
 import numpy
 from collections import namedtuple
+from symgen.numerics import inplace
 from symgen.numerics.validate import prepare as validate_arguments
 
 __all__ = ['vae_linear_gaussian_elbo', 'vae_linear_gaussian_evidence', 'vae_linear_gaussian_posterior', 'vae_reparameterization_gradient']
@@ -54,8 +55,8 @@ def vae_linear_gaussian_elbo(x, w, b, s, loc, scale, *, validate=True):
         s=(s, "positive"),
         loc=(loc, "real"),
         scale=(scale, "positive"))
-    _t0 = scale**2
-    return numpy.log(scale) - 0.5*_t0 - 0.5*loc**2 - numpy.log(s) - 0.4189385332046727 - 0.5*(_t0*w**2 + (x - b - loc*w)**2)/s**2
+    _t0 = scale ** 2
+    return numpy.log(scale) - 0.5 * _t0 - 0.5 * loc ** 2 - numpy.log(s) - 0.4189385332046727 - 0.5 * (inplace.into_first(numpy.multiply, _t0, w ** 2) + (x - b - loc * w) ** 2) / s ** 2
 
 
 def vae_linear_gaussian_evidence(x, w, b, s, *, validate=True):
@@ -97,8 +98,8 @@ def vae_linear_gaussian_evidence(x, w, b, s, *, validate=True):
         w=(w, "real"),
         b=(b, "real"),
         s=(s, "positive"))
-    _t0 = s**2 + w**2
-    return -0.5*numpy.log(_t0) - 0.9189385332046728 - 0.5*(b - x)**2/_t0
+    _t0 = s ** 2 + w ** 2
+    return -0.5 * numpy.log(_t0) - 0.9189385332046728 - inplace.into_second(numpy.true_divide, 0.5 * (b - x) ** 2, _t0)
 
 VaeLinearGaussianPosteriorResult = namedtuple('VaeLinearGaussianPosteriorResult', ['loc', 'var'])
 
@@ -146,9 +147,9 @@ def vae_linear_gaussian_posterior(x, w, b, s, *, validate=True):
         w=(w, "real"),
         b=(b, "real"),
         s=(s, "positive"))
-    _t0 = s**2
-    _t1 = _t0 + w**2
-    return VaeLinearGaussianPosteriorResult(w*(x - b)/_t1, _t0/_t1)
+    _t0 = s ** 2
+    _t1 = _t0 + w ** 2
+    return VaeLinearGaussianPosteriorResult(w * (x - b) / _t1, inplace.into_first(numpy.true_divide, _t0, _t1))
 
 VaeReparameterizationGradientResult = namedtuple('VaeReparameterizationGradientResult', ['d_loc', 'd_scale'])
 
@@ -190,5 +191,5 @@ def vae_reparameterization_gradient(loc, scale, *, validate=True):
         'vae_reparameterization_gradient', validate,
         loc=(loc, "real"),
         scale=(scale, "positive"))
-    _t0 = numpy.exp(-0.5*scale**2)
-    return VaeReparameterizationGradientResult(_t0*numpy.cos(loc), -_t0*scale*numpy.sin(loc))
+    _t0 = inplace.into_only(numpy.exp, -0.5 * scale ** 2)
+    return VaeReparameterizationGradientResult(_t0 * numpy.cos(loc), inplace.into_only(numpy.negative, _t0) * scale * numpy.sin(loc))

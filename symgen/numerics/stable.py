@@ -12,7 +12,11 @@ branches of a derivation's piecewise stable form.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+from . import inplace
 
 # Below these magnitudes the textbook forms, evaluated with the fast exp and log
 # (not expm1 and log1p, which cost three times as much), lose too many digits: their
@@ -21,6 +25,10 @@ import numpy as np
 # whose series would cost more per entry than log1pmx's, so it covers less).
 _LOG1PMX_SERIES_BELOW = 0.5
 _EXPM1MX_SERIES_BELOW = 0.2
+# The same thresholds as values of the results, on the side where the result is larger
+# in magnitude for the same |x| (the primitives test the result, not |x|).
+_LOG1PMX_AT_MINUS_BELOW = math.log(1 - _LOG1PMX_SERIES_BELOW) + _LOG1PMX_SERIES_BELOW
+_EXPM1MX_AT_PLUS_BELOW = math.expm1(_EXPM1MX_SERIES_BELOW) - _EXPM1MX_SERIES_BELOW
 
 # log1p(u) - u through t = u / (2 + u), where log1p(u) = 2 atanh(t) and u = 2t / (1 - t):
 #     log1p(u) - u = -2 t^2 / (1 - t) + 2 (t^3/3 + t^5/5 + ...),
@@ -36,9 +44,14 @@ for _k in range(1, 2 + _EXPM1MX_TERMS):
     _INVERSE_FACTORIALS.append(_INVERSE_FACTORIALS[-1] / _k)
 
 
-def refine(default, mask, function, *arguments, in_place=False):
+def refine(mask, default, function, *arguments, in_place=False):
     """``default`` with the entries where ``mask`` holds replaced by ``function`` applied
     to those entries of ``arguments``: the accurate branch is paid for only where needed.
+
+    The mask comes first because Python evaluates arguments in order: a mask computed
+    from the same temporary as ``default`` is then done reading it by the time
+    ``default`` is formed, so the generated code can form ``default`` in that
+    temporary's memory (symgen/engine/reuse.py).
 
     The entries are found once (``flatnonzero``), so the cost beyond one scan of the
     mask is proportional to the number of entries refined, not to the array size.
@@ -72,8 +85,11 @@ def log1pmx(u):
     u = np.asarray(u)
     with np.errstate(divide="ignore", invalid="ignore"):
         # For u <= -1/2, 1 + u is exact (Sterbenz), so log(1 + u) is as good as log1p.
-        direct = np.log(1 + u) - u
-    return refine(direct, np.abs(u) < _LOG1PMX_SERIES_BELOW, _log1pmx_series, u)
+        direct = inplace.into_only(np.log, 1 + u) - u
+    # log1pmx falls monotonically with |u| on either side of 0, faster for u < 0, so
+    # direct > log1pmx(-1/2) holds for every |u| < 1/2 (and for u up to 0.756, where the
+    # series is as good): a test of the result itself, with no |u| array to make.
+    return refine(direct > _LOG1PMX_AT_MINUS_BELOW, direct, _log1pmx_series, u, in_place=True)
 
 
 def _log1pmx_series(u):
@@ -90,7 +106,10 @@ def expm1mx(x):
     x = np.asarray(x)
     with np.errstate(over="ignore"):
         direct = (np.exp(x) - 1) - x
-    return refine(direct, np.abs(x) < _EXPM1MX_SERIES_BELOW, _expm1mx_series, x)
+    # expm1mx grows monotonically with |x| on either side of 0, faster for x > 0, so
+    # direct < expm1mx(0.2) holds for every |x| < 0.2 (and for x down to -0.214, where
+    # the series is as good): a test of the result itself, with no |x| array to make.
+    return refine(direct < _EXPM1MX_AT_PLUS_BELOW, direct, _expm1mx_series, x, in_place=True)
 
 
 def _expm1mx_series(x):
@@ -210,13 +229,14 @@ def softplus(x):
     result is x itself, are replaced."""
     x = np.asarray(x)
     with np.errstate(over="ignore"):
-        direct = np.log1p(np.exp(x))
-    return refine(direct, x > _SOFTPLUS_LINEAR_ABOVE, lambda large: large, x,
-                  in_place=isinstance(direct, np.ndarray))
+        direct = inplace.into_only(np.log1p, np.exp(x))
+    return refine(x > _SOFTPLUS_LINEAR_ABOVE, direct, lambda large: large, x, in_place=True)
 
 
 def logaddexp(x, y):
     """``log(exp(x) + exp(y))`` without overflow: max(x, y) + log1p(exp(-|x - y|)), in
     passes that NumPy vectorizes (``numpy.logaddexp`` does not, and is ~5x slower)."""
     # No asarray: a Python number stays weakly typed, so float32 arrays stay float32.
-    return np.maximum(x, y) + np.log1p(np.exp(-np.abs(x - y)))
+    # Each pass after x - y writes into the array the previous one made.
+    gap = inplace.into_only(np.negative, inplace.into_only(np.abs, x - y))
+    return np.maximum(x, y) + inplace.into_only(np.log1p, inplace.into_only(np.exp, gap))
