@@ -20,7 +20,7 @@ import numpy as np
 import sympy as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import best_time, table  # noqa: E402
+from _timing import best_times, table  # noqa: E402
 
 import symgen  # noqa: E402
 from symgen.engine.runner import formula_function  # noqa: E402
@@ -83,18 +83,18 @@ def torch_score(x, loc, scale):
 
 def rows_for(name, inputs, naive, repeat):
     function = formula_function(symgen.derivation(name))
-    fast = best_time(function, **inputs, validate=False, repeat=repeat)
-    checked = best_time(function, **inputs, repeat=repeat)
-    rows = []
-    base = best_time(naive, **inputs, repeat=repeat)
-    rows.append((name, "naive NumPy", f"{fast * 1e3:.2f}", f"{checked * 1e3:.2f}", f"{base * 1e3:.2f}",
-                 f"{fast / base:.2f}", f"{checked / base:.2f}"))
+    calls = [lambda: function(**inputs, validate=False), lambda: function(**inputs), lambda: naive(**inputs)]
+    if name in TORCH_BASELINES and torch is not None:
+        tensors = {key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in inputs.items()}
+        calls.append(lambda: TORCH_BASELINES[name](tensors))
+    fast, checked, base, *torch_time = best_times(calls, repeat=repeat)
+    rows = [(name, "naive NumPy", f"{fast * 1e3:.2f}", f"{checked * 1e3:.2f}", f"{base * 1e3:.2f}",
+             f"{fast / base:.2f}", f"{checked / base:.2f}")]
     if name in TORCH_BASELINES:
         if torch is None:
             rows.append((name, "torch (not installed: skipped)", "", "", "", "", ""))
         else:
-            tensors = {key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in inputs.items()}
-            base = best_time(TORCH_BASELINES[name], tensors, repeat=repeat)
+            base = torch_time[0]
             rows.append((name, f"torch {torch.__version__} ({torch.get_num_threads()} threads)",
                          f"{fast * 1e3:.2f}", f"{checked * 1e3:.2f}", f"{base * 1e3:.2f}",
                          f"{fast / base:.2f}", f"{checked / base:.2f}"))

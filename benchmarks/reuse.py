@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import best_time, table  # noqa: E402
+from _timing import best_times, table  # noqa: E402
 from formulas import naive_numpy, scalar_inputs  # noqa: E402
 
 import symgen  # noqa: E402
@@ -35,10 +35,11 @@ def main(argv=None):
         if found.is_matrix or found.implementation:
             continue
         inputs = scalar_inputs(found, arguments.size, rng)
+        by_hand, before, after = naive_numpy(found), generated_function(found, reuse=False), formula_function(found)
         with np.errstate(all="ignore"):
-            naive = best_time(naive_numpy(found), **inputs, repeat=arguments.repeat)
-            plain = best_time(generated_function(found, reuse=False), **inputs, validate=False, repeat=arguments.repeat)
-            reused = best_time(formula_function(found), **inputs, validate=False, repeat=arguments.repeat)
+            naive, plain, reused = best_times([lambda: by_hand(**inputs),
+                                               lambda: before(**inputs, validate=False),
+                                               lambda: after(**inputs, validate=False)], repeat=arguments.repeat)
         rows.append((name, f"{naive * 1e3:.2f}", f"{plain * 1e3:.2f}", f"{reused * 1e3:.2f}",
                      f"{plain / naive:.2f}", f"{reused / naive:.2f}"))
         print(table(rows[-1:], ("",) * 6), flush=True, file=sys.stderr)
