@@ -154,6 +154,13 @@ def _cholesky_residual(chol, cov):
     return (cov - high @ np.swapaxes(high, -1, -2)) - (cross + np.swapaxes(cross, -1, -2))
 
 
+# Up to this dimension a batch of triangular systems is solved faster by substitution,
+# a row at a time across the whole batch, than by NumPy's LU solver matrix by matrix
+# (which also factors what is already triangular): 8.4 against 19 ms for 10^4 systems
+# at d = 8, 143 against 162 ms at d = 24; at d = 32 LU is as fast.
+_SUBSTITUTION_UP_TO = 24
+
+
 def _solve_lower(lower, right_sides):
     """``lower^-1 right_sides`` for a Cholesky factor, broadcasting over batch dimensions."""
     if lower.ndim == 2 and right_sides.ndim > 2:
@@ -163,7 +170,22 @@ def _solve_lower(lower, right_sides):
         folded = np.moveaxis(right_sides, -2, 0).reshape(d, -1)
         solved = np.linalg.solve(lower, folded).reshape((d,) + right_sides.shape[:-2] + (columns,))
         return np.moveaxis(solved, 0, -2)
+    if lower.ndim > 2 and lower.shape[-1] <= _SUBSTITUTION_UP_TO:
+        return _forward_substitution(lower, right_sides)
     return np.linalg.solve(lower, right_sides)
+
+
+def _forward_substitution(lower, right_sides):
+    """Row i of the solution is (row i of right_sides - lower[i, :i] @ rows :i) / lower[i, i],
+    each step for every batch entry at once (the order of LAPACK's trsv: backward stable)."""
+    shape = np.broadcast_shapes(lower.shape[:-2], right_sides.shape[:-2]) + right_sides.shape[-2:]
+    solution = np.empty(shape, dtype=np.result_type(lower, right_sides))
+    for i in range(lower.shape[-1]):
+        row = right_sides[..., i, :]
+        if i:
+            row = row - np.einsum("...j,...jk->...k", lower[..., i, :i], solution[..., :i, :])
+        solution[..., i, :] = row / lower[..., i, i, None]
+    return solution
 
 
 def _whiten(lower, symmetric):
