@@ -2,6 +2,7 @@
 multi-output derivations, distribution checks, and the formula checker."""
 import textwrap
 
+import mpmath
 import pytest
 import sympy as sp
 
@@ -173,3 +174,19 @@ def test_every_check_also_sees_the_fixed_anchor_points():
     # hypothesis's one example is the simplest point (loc = 0, where d_scale = 0 for
     # both formulas); the refutation comes from an anchor.
     assert not anchors_only.passed and anchors_only.points > 1
+
+
+@pytest.mark.parametrize("values, expected_zero", [
+    # The noise of a total cancellation, alternating with exact zeros: zero for float64.
+    ([1e-50, 1e-100, 1e-200, 1e-400, 0, 1e-1600], True),
+    ([1e-50, 1e-100, 1e-200, 1e-400, 1e-800], True),
+    # An exact zero at low precision may hide a small true value: keep refining.
+    ([0, 0, 0, 2.5e-300, 2.5e-300], False),
+])
+def test_reference_values_settle_on_zero_only_below_float64s_range(monkeypatch, values, expected_zero):
+    from symgen.engine import evaluate as evaluate_module
+
+    sequence = iter(mpmath.mpf(value) for value in values)
+    monkeypatch.setattr(evaluate_module, "evaluate", lambda *arguments: next(sequence))
+    result = evaluate_module.reference_value(None, None, {})
+    assert (result == 0) == expected_zero

@@ -82,11 +82,14 @@ def reference_value(derivation, expression, point: dict, digits: int = 50, agree
         current = evaluate(derivation, expression, point, digits)
         if not _is_zero(current) and _agree(previous, current, agree):
             return current
-        if (not _is_zero(previous) and not _is_zero(current)        # noise, not too few digits
-                and _below(previous, FLOAT64_NEGLIGIBLE) and _below(current, FLOAT64_NEGLIGIBLE)):
+        if (_below(previous, FLOAT64_NEGLIGIBLE) and _below(current, FLOAT64_NEGLIGIBLE)
+                and (digits > 2 * FLOAT64_NEGLIGIBLE or not (_is_zero(previous) or _is_zero(current)))):
             # Zero for float64 (a distance between identical distributions through a
             # matrix square root, say): the rounding noise of the cancellation differs at
             # every precision, so it never "agrees", but it is below the smallest subnormal.
+            # An exact zero counts as such once the precision is so high that its noise
+            # (10^-digits relative to the terms) is far below 10^-330 too; at lower
+            # precision a zero may be a total cancellation hiding a small true value.
             return [mpmath.mpf(0)] * len(current) if isinstance(current, list) else mpmath.mpf(0)
         previous = current
     if _is_zero(previous):
