@@ -17,7 +17,7 @@ from scipy import integrate, stats
 import symgen
 from symgen.engine.accuracy import relative_error
 from symgen.engine.evaluate import reference_value
-from symgen.engine.runner import ANCHOR_POINTS, formula_function, formula_values, parameter_strategy, run_check
+from symgen.engine.runner import formula_function, parameter_strategy
 
 
 NAMES = ["affine_coupling_logpdf", "planar_flow_logdet", "linear_flow_logpdf", "elementwise_affine_logpdf"]
@@ -65,16 +65,6 @@ def test_the_planar_flow_tanh_is_tanh():
     s = sp.Symbol("s", real=True)
     module = symgen.derivation("planar_flow_logdet").module
     assert sp.cancel((module.tanh_through_exp(s) - sp.tanh(s)).rewrite(sp.exp)) == 0
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_empirical_checks_pass_over_the_domain(name):
-    # Each check's false-alarm probability is <= 1e-6 (see symgen.engine.checks).
-    found = symgen.derivation(name)
-    for check in found.checks:
-        report = run_check(found, check, formula_values(found), examples=6)
-        assert report.passed, report.as_dict()
-        assert report.points == 6 + ANCHOR_POINTS
 
 
 def test_sympy_finds_the_inverses_and_triangular_jacobian():
@@ -301,7 +291,6 @@ def mass_2d(density, first_range, second_range, panels=96):
         return float(np.dot((half * _WEIGHTS).ravel(), density(first, nodes)))
 
     return integrate.quad(inner, *first_range, epsabs=1e-13, epsrel=1e-12, limit=400)[0]
-
 
 
 def test_coupling_is_a_conditional_gaussian():

@@ -9,7 +9,6 @@ import symgen
 from symgen import affine_flow_logpdf
 from symgen.engine.accuracy import relative_error
 from symgen.engine.evaluate import reference_value
-from symgen.engine.runner import ANCHOR_POINTS, formula_values, run_check
 
 NAMES = ["affine_flow_logpdf"]
 
@@ -27,16 +26,6 @@ def test_every_step_is_proved(name):
     found = symgen.derivation(name).prove()
     for step in found.output().steps[1:]:
         assert step.proof.startswith("SymPy")
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_empirical_checks_pass_over_the_domain(name):
-    # Each check's false-alarm probability is <= 1e-6 (see symgen.engine.checks).
-    found = symgen.derivation(name)
-    for check in found.checks:
-        report = run_check(found, check, formula_values(found), examples=15)
-        assert report.passed, report.as_dict()
-        assert report.points == 15 + ANCHOR_POINTS
 
 
 def test_the_inverse_is_found_by_sympy():

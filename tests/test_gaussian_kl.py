@@ -8,7 +8,6 @@ import symgen
 from symgen import kl_mvn, kl_normal, kl_std_normal
 from symgen.engine.accuracy import relative_error
 from symgen.engine.evaluate import reference_value
-from symgen.engine.runner import ANCHOR_POINTS, formula_values, run_check
 
 NAMES = ["kl_normal", "kl_std_normal", "kl_mvn"]
 
@@ -26,16 +25,6 @@ def test_every_step_is_proved(name):
     found = symgen.derivation(name).prove()
     for step in found.output().steps[1:]:
         assert step.proof.startswith("SymPy")
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_empirical_checks_pass_over_the_domain(name):
-    # Each check's false-alarm probability is <= 1e-6 (see symgen.engine.checks).
-    found = symgen.derivation(name)
-    for check in found.checks:
-        report = run_check(found, check, formula_values(found), examples=20)
-        assert report.passed, report.as_dict()
-        assert report.points == 20 + ANCHOR_POINTS
 
 
 def test_kl_std_normal_is_kl_normal_at_the_standard_normal():

@@ -10,7 +10,6 @@ import symgen
 from symgen import score_diffusion, score_mvn, score_normal, tweedie_normal
 from symgen.engine.accuracy import relative_error
 from symgen.engine.evaluate import reference_value
-from symgen.engine.runner import formula_values, run_check
 
 NAMES = ["score_normal", "score_mvn", "score_diffusion", "tweedie_normal"]
 EPS64 = np.finfo(np.float64).eps
@@ -30,15 +29,6 @@ def test_every_step_is_proved(name):
     for output in found.outputs.values():
         for step in output.steps[1:]:
             assert step.proof.startswith("SymPy")
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_empirical_checks_pass_over_the_domain(name):
-    # Each statistical check's false-alarm probability is <= 1e-6 (symgen.engine.checks).
-    found = symgen.derivation(name)
-    for check in found.checks:
-        report = run_check(found, check, formula_values(found), examples=5)
-        assert report.passed, report.as_dict()
 
 
 # --- accuracy against 50-digit mpmath ------------------------------------------------------

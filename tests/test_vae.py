@@ -12,7 +12,7 @@ from symgen import (vae_linear_gaussian_elbo, vae_linear_gaussian_evidence, vae_
                     vae_reparameterization_gradient)
 from symgen.engine.accuracy import relative_error
 from symgen.engine.evaluate import reference_value
-from symgen.engine.runner import formula_values, parameter_strategy, run_check
+from symgen.engine.runner import parameter_strategy
 
 NAMES = ["vae_linear_gaussian_evidence", "vae_linear_gaussian_posterior", "vae_linear_gaussian_elbo",
          "vae_reparameterization_gradient"]
@@ -25,15 +25,6 @@ def test_every_step_is_proved(name):
     for output in found.outputs.values():
         for step in output.steps[1:]:
             assert step.proof.startswith("SymPy")
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_empirical_checks_pass_over_the_domain(name):
-    # Each check's false-alarm probability is <= 1e-6 (see symgen.engine.checks).
-    found = symgen.derivation(name)
-    for check in found.checks:
-        report = run_check(found, check, formula_values(found), examples=6)
-        assert report.passed, report.as_dict()
 
 
 # --- the bound and its gap -----------------------------------------------------------------
