@@ -34,7 +34,7 @@ from symgen.engine.density_checks import BoxCheck
 FLOWS_REFERENCE = ("Papamakarios, Nalisnick, Rezende, Mohamed & Lakshminarayanan (2021), "
                    "Normalizing Flows for Probabilistic Modeling and Inference, JMLR 22, Section 2.1")
 REALNVP_REFERENCE = ("Dinh, Sohl-Dickstein & Bengio (2017), Density Estimation using Real NVP, ICLR, "
-                     "Section 3.3, Eqs. 4-6 (affine coupling layer, triangular Jacobian)")
+                     "Sections 3.2-3.3, Eqs. 4-6 (the affine coupling layer in 3.2, its triangular Jacobian in 3.3)")
 PLANAR_REFERENCE = ("Rezende & Mohamed (2015), Variational Inference with Normalizing Flows, ICML, "
                     "Section 4.1, Eqs. 10-12 (planar flow, matrix determinant lemma) and Appendix A "
                     "(invertible for u^T w >= -1)")

@@ -49,7 +49,7 @@ REFERENCES = [
 ]
 OPTIMUM_REFERENCES = [
     "Goodfellow et al. (2014), Generative Adversarial Nets, Proposition 1 (the optimal discriminator) "
-    "and Theorem 1 (C(G) = -log 4 + 2 JSD(p_data || p_g))",
+    "and Theorem 1 with its proof, Eq. 6 (C(G) = -log 4 + 2 JSD(p_data || p_g))",
 ]
 
 def sigmoid(x):

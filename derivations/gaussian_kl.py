@@ -7,7 +7,8 @@ The KL divergence from q to p is the expected log-ratio under p,
 For Gaussians the log-ratio is a quadratic in x, so its expectation needs only the
 first two moments of p, and the closed forms follow (Kingma & Welling 2014,
 "Auto-Encoding Variational Bayes", Appendix B, for the VAE's KL to N(0, I); the
-multivariate form is in Petersen & Pedersen, "The Matrix Cookbook" (2012), Eq. 380).
+multivariate form is in Petersen & Pedersen, "The Matrix Cookbook" (version of
+November 15, 2012), Eq. 380).
 
 Theory notebook, sections 2-3: a VAE encoder outputs (loc, logvar); its latent is
 reparameterised as loc + exp(logvar / 2) * eps, and the KL term of the ELBO is
@@ -177,7 +178,8 @@ kl_mvn = Derivation(
     title="KL divergence between two multivariate Gaussians",
     summary="KL(N(loc_p, cov_p) || N(loc_q, cov_q)) with full covariances, batched over leading dimensions.",
     kind="divergence",
-    references=["Petersen & Pedersen (2012), The Matrix Cookbook, Eq. 380 (E[(x-m)^T A (x-m)]) ",
+    references=["Petersen & Pedersen (2012), The Matrix Cookbook (version of November 15, 2012), Eq. 380 "
+                "(E[(x-m)^T A (x-m)])",
                 VAE_REFERENCE],
     params=[
         Param(loc_p_vec, Vector(d, Real(-5, 5)), "mean of p, shape (..., d)"),

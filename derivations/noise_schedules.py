@@ -24,7 +24,7 @@ a ratio of Gamma functions at arguments near 5e4: it needs a log-gamma, which Nu
 the two log-gammas (~5e5 each) cancel to the O(10) result. So the discrete product is derived and
 tested here but not shipped; what is shipped, ``diffusion_linear_schedule``, is its
 continuous-time limit, the variance-preserving SDE's alpha_bar(t) = exp(-int_0^t beta(u) du) with
-beta(u) = beta_min + u (beta_max - beta_min) (Song et al. 2021, Eq. 11 and App. B), which its
+beta(u) = beta_min + u (beta_max - beta_min) (Song et al. 2021, Eq. 11 and Apps. B-C), which its
 second check reaches from the discrete product itself: with N steps of variance
 beta_i = beta_min/N + (i - 1)(beta_max - beta_min)/(N (N - 1)) (DDPM's schedule is N = 1000,
 beta_min = 0.1, beta_max = 20), prod_{i <= t N} (1 - beta_i) -> alpha_bar(t) as N -> infinity.
@@ -426,8 +426,9 @@ diffusion_linear_schedule = Derivation(
             "to beta_max/T, step t T) as T grows; and SNR = alpha_bar/(1 - alpha_bar).",
     kind="denoising/score",
     references=[DDPM + ", Sec. 4 (beta_t linear from 1e-4 to 0.02, T = 1000) and Eq. 4",
-                SONG + ", Eq. 11 (the VP SDE) and App. B (DDPM's betas as beta_i = beta_min/N + "
-                       "(i - 1)(beta_max - beta_min)/(N (N - 1)) and their N -> infinity limit)",
+                SONG + ", Eq. 11 (the VP SDE), App. B (the VP SDE as the limit of DDPM's chain) and "
+                       "App. C (DDPM's betas as beta_i = beta_min/N + (i - 1)(beta_max - beta_min)/(N (N - 1)) "
+                       "and their N -> infinity limit beta_min + t (beta_max - beta_min))",
                 KINGMA],
     params=[
         Param(time, Interval(0.0, 1.0, high_closed=True, draw_low=1e-9), "time t in (0, 1] (DDPM's step t T)"),

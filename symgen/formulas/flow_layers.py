@@ -45,7 +45,7 @@ def affine_coupling_logpdf(x1, x2, s_weight, s_bias, t_weight, t_bias, *, valida
 
     References
     ----------
-    - Dinh, Sohl-Dickstein & Bengio (2017), Density Estimation using Real NVP, ICLR, Section 3.3, Eqs. 4-6 (affine coupling layer, triangular Jacobian)
+    - Dinh, Sohl-Dickstein & Bengio (2017), Density Estimation using Real NVP, ICLR, Sections 3.2-3.3, Eqs. 4-6 (the affine coupling layer in 3.2, its triangular Jacobian in 3.3)
     - Papamakarios, Nalisnick, Rezende, Mohamed & Lakshminarayanan (2021), Normalizing Flows for Probabilistic Modeling and Inference, JMLR 22, Section 2.1
     """
     x1, x2, s_weight, s_bias, t_weight, t_bias = validate_arguments(

@@ -143,7 +143,7 @@ def gan_optimal_discriminator(p_data, p_g, *, validate=True):
 
     References
     ----------
-    - Goodfellow et al. (2014), Generative Adversarial Nets, Proposition 1 (the optimal discriminator) and Theorem 1 (C(G) = -log 4 + 2 JSD(p_data || p_g))
+    - Goodfellow et al. (2014), Generative Adversarial Nets, Proposition 1 (the optimal discriminator) and Theorem 1 with its proof, Eq. 6 (C(G) = -log 4 + 2 JSD(p_data || p_g))
     """
     p_data, p_g = validate_arguments(
         'gan_optimal_discriminator', validate,

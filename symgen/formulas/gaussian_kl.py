@@ -42,7 +42,7 @@ def kl_mvn(loc_p, cov_p, loc_q, cov_q, *, validate=True):
 
     References
     ----------
-    - Petersen & Pedersen (2012), The Matrix Cookbook, Eq. 380 (E[(x-m)^T A (x-m)]) 
+    - Petersen & Pedersen (2012), The Matrix Cookbook (version of November 15, 2012), Eq. 380 (E[(x-m)^T A (x-m)])
     - Kingma & Welling (2014), Auto-Encoding Variational Bayes, Appendix B
     """
     return gaussian.kl_mvn(loc_p, cov_p, loc_q, cov_q, validate=validate, function='kl_mvn')

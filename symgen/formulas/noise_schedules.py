@@ -101,7 +101,7 @@ def diffusion_linear_schedule(t, beta_min, beta_max, *, validate=True):
     References
     ----------
     - Ho, Jain & Abbeel (2020), Denoising Diffusion Probabilistic Models, Sec. 4 (beta_t linear from 1e-4 to 0.02, T = 1000) and Eq. 4
-    - Song, Sohl-Dickstein, Kingma, Kumar, Ermon & Poole (2021), Score-Based Generative Modeling through Stochastic Differential Equations, Eq. 11 (the VP SDE) and App. B (DDPM's betas as beta_i = beta_min/N + (i - 1)(beta_max - beta_min)/(N (N - 1)) and their N -> infinity limit)
+    - Song, Sohl-Dickstein, Kingma, Kumar, Ermon & Poole (2021), Score-Based Generative Modeling through Stochastic Differential Equations, Eq. 11 (the VP SDE), App. B (the VP SDE as the limit of DDPM's chain) and App. C (DDPM's betas as beta_i = beta_min/N + (i - 1)(beta_max - beta_min)/(N (N - 1)) and their N -> infinity limit beta_min + t (beta_max - beta_min))
     - Kingma, Salimans, Poole & Ho (2021), Variational Diffusion Models, Eq. 2 (SNR(t) = alpha_t^2/sigma_t^2; alpha_t^2 = alpha_bar, sigma_t^2 = 1 - alpha_bar for a variance-preserving process)
     """
     t, beta_min, beta_max = validate_arguments(
