@@ -15,7 +15,7 @@ import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
 from symgen.engine import Derivation, Interval, Param
-from symgen.engine.discrete import Binary, EnumerationCheck
+from symgen.engine import Binary, EnumerationCheck
 
 PIXEL_RNN = "van den Oord, Kalchbrenner & Kavukcuoglu (2016), Pixel Recurrent Neural Networks, Eq. 1"
 

@@ -32,8 +32,8 @@ from sympy.codegen.cfunctions import expm1
 
 from symgen.engine import (Derivation, DerivationError, DistributionCheck, IdentityCheck, Interval, MeanCheck,
                            Param, Positive, Real)
-from symgen.engine.conditional import ConditionalCheck
-from symgen.engine.symbolic import log_normal_pdf, sqrt_ratio
+from symgen.engine import ConditionalCheck
+from symgen.engine import log_normal_pdf, sqrt_ratio
 
 DDPM = "Ho, Jain & Abbeel (2020), Denoising Diffusion Probabilistic Models"
 

@@ -41,8 +41,8 @@ import numpy as np
 import sympy as sp
 
 from symgen.engine import Derivation, IdentityCheck, Param, Positive, Real
-from symgen.engine.discrete import EnumerationCheck
-from symgen.engine.symbolic import log_normal_mass, logaddexp, normal_pdf
+from symgen.engine import EnumerationCheck
+from symgen.engine import log_normal_mass, logaddexp, normal_pdf
 
 PIXEL_RNN = ("van den Oord, Kalchbrenner & Kavukcuoglu (2016), Pixel Recurrent Neural Networks, Eq. 1 "
              "(the chain rule) and Section 2.2 (softmax conditionals over discrete pixel values)")

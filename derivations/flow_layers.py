@@ -28,8 +28,8 @@ import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
 from symgen.engine import Derivation, IdentityCheck, MeanCheck, Param, Real, log_normal_pdf
-from symgen.engine.change_of_variables import NonZero, jacobian
-from symgen.engine.density_checks import BoxCheck
+from symgen.engine import NonZero, jacobian
+from symgen.engine import BoxCheck
 
 FLOWS_REFERENCE = ("Papamakarios, Nalisnick, Rezende, Mohamed & Lakshminarayanan (2021), "
                    "Normalizing Flows for Probabilistic Modeling and Inference, JMLR 22, Section 2.1")

@@ -19,8 +19,8 @@ import numpy as np
 import sympy as sp
 
 from symgen.engine import Derivation, IdentityCheck, Param, Real, log_normal_pdf
-from symgen.engine.change_of_variables import NonZero, pushforward
-from symgen.engine.density_checks import DensityCheck
+from symgen.engine import NonZero, pushforward
+from symgen.engine import DensityCheck
 
 FLOWS_REFERENCE = ("Papamakarios, Nalisnick, Rezende, Mohamed & Lakshminarayanan (2021), "
                    "Normalizing Flows for Probabilistic Modeling and Inference, JMLR 22, Section 2.1")

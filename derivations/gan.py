@@ -39,7 +39,7 @@ from scipy import optimize, special, stats
 from sympy.codegen.cfunctions import log1p
 
 from symgen.engine import Derivation, IdentityCheck, Interval, Param, Positive, Real
-from symgen.engine.symbolic import softplus
+from symgen.engine import softplus
 
 REFERENCES = [
     "Goodfellow et al. (2014), Generative Adversarial Nets, Eq. 1 (the value function) and Section 3 "

@@ -42,7 +42,7 @@ import sympy as sp
 from sympy.codegen.cfunctions import expm1
 
 from symgen.engine import Derivation, DerivationError, IdentityCheck, Interval, Param, Positive
-from symgen.engine.checks import Outcome
+from symgen.engine import Outcome
 
 NICHOL = "Nichol & Dhariwal (2021), Improved Denoising Diffusion Probabilistic Models"
 KINGMA = ("Kingma, Salimans, Poole & Ho (2021), Variational Diffusion Models, Eq. 2 (SNR(t) = alpha_t^2/sigma_t^2; "

@@ -24,8 +24,8 @@ from scipy import stats
 
 from symgen.engine import (Covariance, Derivation, IdentityCheck, Interval, MeanCheck, Param, Positive,
                            Real, Vector, log_normal_pdf)
-from symgen.engine.conditional import ConditionalCheck
-from symgen.engine.vector_checks import VectorIdentityCheck
+from symgen.engine import ConditionalCheck
+from symgen.engine import VectorIdentityCheck
 
 HYVARINEN = "Hyvarinen (2005), Estimation of Non-Normalized Statistical Models by Score Matching"
 VINCENT = "Vincent (2011), A Connection Between Score Matching and Denoising Autoencoders"

@@ -26,7 +26,7 @@ from scipy import integrate, optimize, stats
 
 from symgen.engine import (Derivation, GaussianExpectation, IdentityCheck, MeanCheck, Param, Positive, Real,
                            log_normal_pdf)
-from symgen.engine.density_checks import DensityCheck
+from symgen.engine import DensityCheck
 
 VAE_REFERENCE = "Kingma & Welling (2014), Auto-Encoding Variational Bayes, Section 2.2, Eqs. 1-3"
 

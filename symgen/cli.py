@@ -1,4 +1,11 @@
-"""The ``symgen`` command: list, show, verify, check, build."""
+"""The ``symgen`` command: list, show, verify, check, export, notebook, build.
+
+``list`` and ``show`` answer from the built index (symgen/records.py) with the standard
+library alone, so they take about as long as Python takes to start; the engine (SymPy,
+SciPy, hypothesis and the derivation modules) loads only for work that needs it: the
+other commands, a user's own derivations (``--path``), and an index that no longer
+matches the derivation modules (a checkout being edited, before ``symgen build``).
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,46 +13,101 @@ import json
 import signal
 import sys
 
+EXIT_REFUTED = 1     # verify: a failed row; check: the candidate is refuted
+EXIT_USAGE = 2       # a name, a candidate or an argument that cannot be used
 
-def _engine():
+
+class UsageError(Exception):
+    """A request symgen cannot act on: reported in one line, exit status 2."""
+
+
+def _engine(arguments):
+    """The engine, with the user's derivation files made known to it."""
     from symgen.engine import api, catalogue
 
-    return api, catalogue
-
-
-def _add_paths(arguments):
-    from symgen.engine import catalogue
-
     for path in arguments.path or ():
-        catalogue.add_path(path)
+        try:
+            catalogue.add_path(path)
+        except FileNotFoundError as error:
+            raise UsageError(str(error)) from None
+    return api
+
+
+def _fast_catalogue(arguments):
+    """The built catalogue summary, when it can answer (no --path, index current)."""
+    if arguments.path:
+        return None
+    from symgen import records
+
+    return records.current_catalogue()
+
+
+def _engine_derivation(arguments, name: str):
+    api = _engine(arguments)
+    try:
+        return api.derivation(name)
+    except KeyError as error:
+        raise UsageError(error.args[0]) from None
+
+
+# --- list and show: the fast face -------------------------------------------------------
 
 
 def command_list(arguments) -> int:
-    api, catalogue = _engine()
-    known = catalogue.catalogue()
+    summary = _fast_catalogue(arguments)
+    if summary is not None:
+        entries = summary["derivations"]
+    else:
+        from symgen.engine.record import summary_of
+
+        api = _engine(arguments)
+        entries = [summary_of(api.derivation(name)) for name in api.derivations()]
+    if arguments.json:
+        print(json.dumps(entries, indent=2))
+        return 0
     by_kind: dict[str, list] = {}
-    for name in sorted(known):
-        by_kind.setdefault(known[name].kind, []).append(known[name])
+    for entry in sorted(entries, key=lambda e: e["name"]):
+        by_kind.setdefault(entry["kind"], []).append(entry)
     for kind in sorted(by_kind):
         print(f"{kind}:")
-        for found in by_kind[kind]:
-            outputs = "" if len(found.outputs) == 1 else f"  -> ({', '.join(found.outputs)})"
-            print(f"  {found.name:<22} {found.title}{outputs}")
+        for entry in by_kind[kind]:
+            outputs = "" if len(entry["outputs"]) == 1 else f"  -> ({', '.join(entry['outputs'])})"
+            print(f"  {entry['name']:<22} {entry['title']}{outputs}")
     return 0
 
 
 def command_show(arguments) -> int:
-    api, _ = _engine()
-    from symgen.engine import render
+    from symgen import records, view
 
-    found = api.derivation(arguments.name)
-    if not arguments.no_prove:
-        found.prove()
-    print(render.FORMATS[arguments.format](found))
+    name = arguments.name.split(".", 1)[0]
+    summary = _fast_catalogue(arguments)
+    record = None
+    if summary is not None:
+        known = [entry["name"] for entry in summary["derivations"]]
+        if name not in known:
+            raise UsageError(records.unknown_name_message(name, known))
+        record = records.load_record(name)
+    if record is None:
+        from symgen.engine.record import record_of
+
+        found = _engine_derivation(arguments, name)
+        if not arguments.no_prove:
+            _tell(arguments, f"proving {found.name} (kept in the cache for next time)")
+        record = record_of(found, prove=not arguments.no_prove)
+    if arguments.json:
+        print(json.dumps(record, indent=2, ensure_ascii=False))
+    else:
+        print(view.FORMATS[arguments.format](record))
     return 0
 
 
-def _progress(message: str) -> None:
+# --- the engine's commands -----------------------------------------------------------------
+
+
+def _tell(arguments, message: str) -> None:
+    """Progress on stderr (a line rewritten in place on a terminal); nothing with -q."""
+    if arguments.quiet:
+        return
     if sys.stderr.isatty():
         sys.stderr.write("\r\033[K" + message)
     else:
@@ -53,37 +115,45 @@ def _progress(message: str) -> None:
     sys.stderr.flush()
 
 
-def command_verify(arguments) -> int:
-    api, _ = _engine()
-    report = api.verify(arguments.names or None, examples=arguments.examples,
-                        progress=None if arguments.quiet else _progress)
+def _end_progress(arguments) -> None:
     if sys.stderr.isatty() and not arguments.quiet:
         sys.stderr.write("\r\033[K")
+
+
+def command_verify(arguments) -> int:
+    api = _engine(arguments)
+    try:
+        report = api.verify(arguments.names or None, examples=arguments.examples, jobs=arguments.jobs,
+                            progress=lambda message: _tell(arguments, message))
+    except KeyError as error:
+        raise UsageError(error.args[0]) from None
+    _end_progress(arguments)
     if arguments.json:
         print(json.dumps({"passed": report.passed, "rows": [row.as_dict() for row in report.rows]}, indent=2))
     else:
-        _print_table(report)
-    return 0 if report.passed else 1
+        _print_table(report, arguments.verbose)
+    return 0 if report.passed else EXIT_REFUTED
 
 
-def _print_table(report) -> None:
+def _print_table(report, verbose: bool) -> None:
     header = ("derivation", "check", "result", "verdict")
-    rows = [(row.derivation, row.check, row.summary, "ok" if row.passed else "FAIL") for row in report.rows]
+    rows = [(row.derivation, row.check, row.summary, "ok" if row.passed else "FAIL", row.seconds)
+            for row in report.rows]
     widths = [min(max(len(r[i]) for r in rows + [header]), 60) for i in range(2)]
     print(f"{header[0]:<{widths[0]}}  {header[1]:<{widths[1]}}  {header[3]:<7} {header[2]}")
-    for derivation, check, summary, verdict in rows:
-        print(f"{derivation:<{widths[0]}}  {check[:widths[1]]:<{widths[1]}}  {verdict:<7} {summary}")
+    for derivation, check, summary, verdict, seconds in rows:
+        timing = f" [{seconds:.1f} s]" if verbose else ""
+        print(f"{derivation:<{widths[0]}}  {check[:widths[1]]:<{widths[1]}}  {verdict:<7} {summary}{timing}")
     failed = sum(not row.passed for row in report.rows)
     print(f"\n{len(report.rows) - failed} passed, {failed} failed")
 
 
 def command_check(arguments) -> int:
-    api, _ = _engine()
+    api = _engine(arguments)
     try:
         result = api.check(arguments.name, arguments.expression, examples=arguments.examples)
-    except ValueError as error:
-        print(f"symgen check: {error}", file=sys.stderr)
-        return 2
+    except (ValueError, KeyError) as error:
+        raise UsageError(error.args[0] if error.args else str(error)) from None
     if arguments.json:
         payload = {"name": result.name, "candidate": str(result.candidate), "verified": result.verified}
         if result.counterexample is not None:
@@ -95,18 +165,19 @@ def command_check(arguments) -> int:
         print(json.dumps(payload, indent=2))
     else:
         print(result)
-    return 0 if result.verified else 1
+    return 0 if result.verified else EXIT_REFUTED
 
 
 def command_build(arguments) -> int:
-    from symgen.engine import codegen
+    from symgen.engine.build import build
 
-    stale = codegen.build(check=arguments.check, docs=not arguments.no_docs,
-                          progress=None if arguments.check else _progress)
+    stale = build(check=arguments.check, docs_pages=not arguments.no_docs,
+                  progress=None if arguments.check else (lambda message: _tell(arguments, message)))
+    _end_progress(arguments)
     if arguments.check:
         if stale:
             print("stale generated files (run `symgen build`):\n  " + "\n  ".join(stale))
-            return 1
+            return EXIT_REFUTED
         print("generated files are current")
         return 0
     print("\n".join(f"wrote {path}" for path in stale) or "generated files were already current")
@@ -114,80 +185,120 @@ def command_build(arguments) -> int:
 
 
 def command_export(arguments) -> int:
-    api, _ = _engine()
+    found = _engine_derivation(arguments, arguments.name)
     from symgen.engine.export import export
 
     try:
-        print(export(api.derivation(arguments.name), arguments.backend), end="")
+        print(export(found, arguments.backend), end="")
     except ValueError as error:
-        print(f"symgen export: {error}", file=sys.stderr)
-        return 2
+        raise UsageError(str(error)) from None
     return 0
 
 
 def command_notebook(arguments) -> int:
-    api, catalogue = _engine()
+    api = _engine(arguments)
     from symgen.engine.notebook import write_notebook
 
-    known = catalogue.catalogue()
-    selected = [api.derivation(name) for name in arguments.names] if arguments.names else \
-        [known[name] for name in sorted(known)]
+    names = arguments.names or api.derivations()
+    selected = [_engine_derivation(arguments, name) for name in names]
     try:
         path = write_notebook(selected, arguments.output, execute=not arguments.no_execute)
     except ImportError as error:
-        print(f"symgen notebook needs the notebook extra (pip install 'symgen[notebook,plot]'): {error}",
-              file=sys.stderr)
-        return 2
+        raise UsageError(f"symgen notebook needs the notebook extra "
+                         f"(pip install 'symgen[notebook,plot]'): {error}") from None
     print(f"wrote {path}")
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="symgen", description=(
-        "Derived, verified closed forms for generative-model objectives."))
-    top.add_argument("--path", action="append", metavar="FILE_OR_DIR",
-                     help="also load derivations from this file or directory (repeatable)")
-    commands = top.add_subparsers(dest="command", required=True)
+# --- the parser ------------------------------------------------------------------------------
 
-    listing = commands.add_parser("list", help="the derivations, grouped by objective kind")
+
+def _common(suppress: bool) -> argparse.ArgumentParser:
+    """Options every command takes, before or after its name."""
+    default = argparse.SUPPRESS if suppress else None
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--path", action="append", metavar="FILE_OR_DIR", default=default,
+                        help="also load derivations from this file or directory (repeatable)")
+    loudness = common.add_mutually_exclusive_group()
+    loudness.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS if suppress else False,
+                          help="no progress display on stderr")
+    loudness.add_argument("-v", "--verbose", action="store_true",
+                          default=argparse.SUPPRESS if suppress else False,
+                          help="more detail: timings in tables, a traceback on errors")
+    return common
+
+
+def parser() -> argparse.ArgumentParser:
+    from symgen import __version__
+
+    top = argparse.ArgumentParser(
+        prog="symgen", parents=[_common(suppress=False)],
+        description="Derived, verified closed forms for generative-model objectives.",
+        epilog="`symgen COMMAND --help` describes each command's arguments.")
+    top.add_argument("--version", action="version", version=f"symgen {__version__}")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = [_common(suppress=True)]
+
+    listing = commands.add_parser("list", parents=common, help="the derivations, grouped by objective kind",
+                                  description="The catalogue, grouped by objective kind.")
+    listing.add_argument("--json", action="store_true", help="one JSON object per derivation")
     listing.set_defaults(run=command_list)
 
-    show = commands.add_parser("show", help="a derivation's steps, reasons and closed form")
-    show.add_argument("name")
-    show.add_argument("--format", choices=("text", "latex", "markdown"), default="text")
+    show = commands.add_parser("show", parents=common, help="a derivation's steps, reasons and closed form",
+                               description="A derivation step by step: each step's reason and proof, "
+                                           "the closed form, the function's signature, the references.")
+    show.add_argument("name", help="derivation name (NAME.OUTPUT is accepted and shows all outputs)")
+    show.add_argument("--format", choices=("text", "latex", "markdown"), default="text",
+                      help="text for the terminal (default), LaTeX, or Markdown with LaTeX")
+    show.add_argument("--json", action="store_true", help="the derivation's record as JSON")
     show.add_argument("--no-prove", action="store_true",
-                      help="show the steps without proving them first (faster)")
+                      help="for a derivation not in the built index: show its steps without proving them")
     show.set_defaults(run=command_show)
 
-    verify = commands.add_parser("verify", help="prove, check accuracy, run empirical checks")
-    verify.add_argument("names", nargs="*", metavar="NAME")
+    verify = commands.add_parser("verify", parents=common, help="prove, check accuracy, run empirical checks",
+                                 description="Prove every step, compare the generated function with a "
+                                             "50-digit evaluation, and run every empirical check. Exit "
+                                             "status 1 if anything fails.")
+    verify.add_argument("names", nargs="*", metavar="NAME", help="derivations to verify (default: all)")
     verify.add_argument("--json", action="store_true", help="machine-readable output")
-    verify.add_argument("--examples", type=int, default=30, help="parameter points per check")
-    verify.add_argument("--quiet", action="store_true", help="no progress display")
+    verify.add_argument("--examples", type=int, default=30, help="parameter points per check (default 30)")
+    verify.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                        help="verify derivations in N processes at once (default 1)")
     verify.set_defaults(run=command_verify)
 
-    check = commands.add_parser("check", help="verify or refute a candidate formula")
-    check.add_argument("name", help="derivation name, or NAME.OUTPUT")
-    check.add_argument("expression", help="formula in the derivation's argument names")
-    check.add_argument("--examples", type=int, default=30)
-    check.add_argument("--json", action="store_true")
+    check = commands.add_parser("check", parents=common, help="verify or refute a candidate formula",
+                                description="Run a candidate formula through a derivation's empirical "
+                                            "checks: exit 0 if verified, 1 if refuted (with a "
+                                            "counterexample), 2 if it cannot be read.")
+    check.add_argument("name", help="derivation name, or NAME.OUTPUT for one output of several")
+    check.add_argument("expression", help="the formula, in the derivation's argument names (SymPy syntax)")
+    check.add_argument("--examples", type=int, default=30, help="parameter points per check (default 30)")
+    check.add_argument("--json", action="store_true", help="machine-readable output")
     check.set_defaults(run=command_check)
 
-    export = commands.add_parser("export", help="a closed form as source for numpy, torch or jax")
-    export.add_argument("name")
-    export.add_argument("--backend", choices=("numpy", "torch", "jax"), default="numpy")
+    export = commands.add_parser("export", parents=common, help="a closed form as source for numpy, torch or jax",
+                                 description="A closed form with its stable primitives, as Python source "
+                                             "for another array library (no argument validation).")
+    export.add_argument("name", help="derivation name")
+    export.add_argument("--backend", choices=("numpy", "torch", "jax"), default="numpy",
+                        help="the array library (default numpy)")
     export.set_defaults(run=command_export)
 
-    notebook = commands.add_parser("notebook", help="the theory notebook's sections, derived and executed")
-    notebook.add_argument("names", nargs="*", metavar="NAME")
-    notebook.add_argument("-o", "--output", default="symgen.ipynb")
+    notebook = commands.add_parser("notebook", parents=common,
+                                   help="the theory notebook's sections, derived and executed",
+                                   description="A Jupyter notebook of the theory notebook's sections, "
+                                               "each with its derivations, executed.")
+    notebook.add_argument("names", nargs="*", metavar="NAME", help="derivations to include (default: all)")
+    notebook.add_argument("-o", "--output", default="symgen.ipynb", help="where to write it (default symgen.ipynb)")
     notebook.add_argument("--no-execute", action="store_true", help="write the cells without running them")
     notebook.set_defaults(run=command_notebook)
 
-    build = commands.add_parser("build", help="regenerate symgen/formulas/ from the derivations")
-    build.add_argument("--check", action="store_true", help="only compare; exit 1 if stale")
+    build = commands.add_parser("build", parents=common, help="regenerate the generated files",
+                                description="Regenerate symgen/formulas/, symgen/index/, the README's "
+                                            "catalogue table and docs/ from the derivations.")
+    build.add_argument("--check", action="store_true", help="only compare; exit 1 if anything is stale")
     build.add_argument("--no-docs", action="store_true",
-                       help="only the formulas, not docs/ (whose pages run the verification)")
+                       help="leave docs/ alone (its pages run the verification, which takes minutes)")
     build.set_defaults(run=command_build)
     return top
 
@@ -196,12 +307,13 @@ def main(argv=None) -> int:
     if hasattr(signal, "SIGPIPE"):  # `symgen show NAME | head` ends quietly
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     arguments = parser().parse_args(argv)
-    _add_paths(arguments)
     try:
         return arguments.run(arguments)
-    except KeyError as error:
-        print(f"symgen: {error.args[0]}", file=sys.stderr)
-        return 2
+    except UsageError as error:
+        if arguments.verbose:
+            raise
+        print(f"symgen {arguments.command}: {error}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

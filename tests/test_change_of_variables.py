@@ -11,9 +11,8 @@ import pytest
 import sympy as sp
 from scipy import integrate, stats
 
-from symgen.engine import log_normal_pdf
-from symgen.engine.change_of_variables import (NonZero, jacobian, log_abs_det_jacobian, monotone_direction,
-                                               pushforward)
+from symgen.engine import (NonZero, jacobian, log_abs_det_jacobian, log_normal_pdf, monotone_direction,
+                           pushforward)
 
 z = sp.Symbol("z", real=True)
 x = sp.Symbol("x", real=True)

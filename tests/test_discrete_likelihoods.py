@@ -21,7 +21,7 @@ from symgen.engine.derivation import DerivationError, prove_step
 from symgen.engine.evaluate import reference_value
 from symgen.engine.mutants import mutants
 from symgen.engine.runner import formula_function
-from symgen.engine.symbolic import log_normal_pdf
+from symgen.engine import log_normal_pdf
 
 
 NAMES = ["autoregressive_categorical_logpmf", "bits_per_dim", "perplexity", "discretized_gaussian_logpmf"]

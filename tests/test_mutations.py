@@ -13,7 +13,7 @@ from scipy import stats
 import symgen
 from symgen.engine.checks import MeanCheck
 from symgen.engine.mutants import mutants
-from symgen.engine.symbolic import rewrite_textbook
+from symgen.engine.primitives import rewrite_textbook
 
 CATALOGUE = symgen.derivations()
 OUTPUTS = [(name, output) for name in CATALOGUE for output in symgen.derivation(name).outputs]

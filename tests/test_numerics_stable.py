@@ -61,7 +61,7 @@ def test_arrays_mixing_both_branches_and_dtypes():
 
 # --- log_normal_mass: log(Phi(b) - Phi(a)) ----------------------------------------------------
 
-from symgen.engine.symbolic import log_normal_mass_mpmath
+from symgen.engine.primitives import log_normal_mass_mpmath
 from symgen.numerics.stable import log_normal_mass
 
 # Below the smallest normal float64 only absolute accuracy is possible (as in symgen.engine.accuracy).

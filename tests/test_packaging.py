@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from symgen.engine import codegen
+from symgen.engine import build
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,7 +37,7 @@ def test_engine_functions_load_on_first_use():
 
 
 def test_generated_files_are_current():
-    stale = codegen.build(root=ROOT, check=True)
+    stale = build.build(root=ROOT, check=True)
     assert stale == [], f"run `symgen build`: stale {stale}"
 
 

@@ -2,14 +2,16 @@
 import pytest
 
 import symgen
-from symgen.engine import docs, render
-from symgen.engine.codegen import _function_source
+from symgen import view
+from symgen.engine import docs
+from symgen.engine.printer import _function_source
+from symgen.engine.record import record_of
 
 
 @pytest.mark.parametrize("form", ["text", "latex", "markdown"])
 def test_show_formats_carry_steps_reasons_and_references(form):
     found = symgen.derivation("kl_normal")
-    shown = render.FORMATS[form](found)
+    shown = view.FORMATS[form](record_of(found))
     plain = shown.replace("\\", "")    # LaTeX escapes its underscores and percent signs
     for step in found.output().steps:
         assert step.reason[:20] in plain
@@ -19,7 +21,7 @@ def test_show_formats_carry_steps_reasons_and_references(form):
 
 def test_docs_static_page_has_latex_and_code():
     found = symgen.derivation("kl_std_normal")
-    page = docs.static_page(found, _function_source(found))
+    page = docs.static_page(found, record_of(found, prove=False), _function_source(found))
     assert page.count("$$") >= 2 * len(found.output().steps)
     assert "def kl_std_normal(loc, logvar, *, validate=True):" in page
 

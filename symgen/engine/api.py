@@ -8,6 +8,8 @@ import numpy as np
 import sympy as sp
 
 from . import catalogue as _catalogue
+from .functions import SPECIAL_FUNCTIONS
+from .matrices import DiagonalPart, MatrixSqrt
 from .runner import (ANCHOR_POINTS, DEFAULT_EXAMPLES, CheckReport, expression_values, formula_values,
                      run_check)
 
@@ -16,16 +18,13 @@ def derivations(paths=None) -> list[str]:
     """Names of the known derivations (built-in, plus ``paths`` if given)."""
     for path in paths or ():
         _catalogue.add_path(path)
-    return sorted(_catalogue.catalogue())
+    return _catalogue.names()
 
 
 def derivation(name: str):
-    """The :class:`~symgen.engine.Derivation` called ``name`` (``NAME.OUTPUT`` also accepted)."""
-    base = name.split(".", 1)[0]
-    known = _catalogue.catalogue()
-    if base not in known:
-        raise KeyError(f"no derivation named {base!r}; known: {', '.join(sorted(known))}")
-    return known[base]
+    """The :class:`~symgen.engine.Derivation` called ``name`` (``NAME.OUTPUT`` also accepted).
+    Only the module that defines it is imported, when the built index is current."""
+    return _catalogue.find(name.split(".", 1)[0])
 
 
 def _split(name: str):
@@ -88,20 +87,20 @@ MATRIX_FUNCTIONS = {
     "trace": sp.Trace, "tr": sp.Trace, "inv": sp.Inverse, "det": sp.Determinant,
     "logdet": lambda matrix: sp.log(sp.Determinant(matrix)),
     "quad": lambda vector, matrix: sp.Trace(vector.T * matrix * vector),
-    "transpose": sp.Transpose,
+    "transpose": sp.Transpose, "sqrtm": MatrixSqrt, "diagpart": DiagonalPart,
 }
 
 
 def parse_candidate(found, candidate) -> sp.Basic:
-    """A candidate formula as a SymPy expression in the derivation's argument names."""
+    """A candidate formula as a SymPy expression in the derivation's argument names; it
+    may use the special functions (sigmoid, softplus, log1pmx, ...) by name."""
     if isinstance(candidate, sp.Basic):
         expression = candidate
     else:
-        names = dict(found.symbols())
+        names = dict(SPECIAL_FUNCTIONS)
+        names.update(found.symbols())
         if found.is_matrix:
             names.update(MATRIX_FUNCTIONS)
-        # Functions a derivation's own vocabulary adds (a matrix square root, say).
-        names.update(getattr(found, "candidate_functions", {}))
         try:
             expression = sp.sympify(candidate, locals=names)
         except (sp.SympifyError, TypeError, SyntaxError) as error:
@@ -174,44 +173,79 @@ class VerifyReport:
 
 
 def verify(names=None, *, examples: int = DEFAULT_EXAMPLES, accuracy_points: int = 40,
-           derandomize: bool = True, progress: Callable[[str], None] | None = None) -> VerifyReport:
+           derandomize: bool = True, progress: Callable[[str], None] | None = None,
+           jobs: int = 1) -> VerifyReport:
     """Prove every step, check the public function's accuracy against 50-digit mpmath,
-    and run every empirical check, for ``names`` (default: the whole catalogue)."""
+    and run every empirical check, for ``names`` (default: the whole catalogue).
+    ``jobs`` > 1 runs the derivations in that many processes; the rows come back in
+    the catalogue's order whatever the order they finish in."""
+    selected = list(names) if names else derivations()
+    for name in selected:
+        derivation(name)         # an unknown name fails before any work starts
+    tell = progress or (lambda message: None)
+    settings = dict(examples=examples, accuracy_points=accuracy_points, derandomize=derandomize)
+    if jobs > 1 and len(selected) > 1:
+        return _verify_in_processes(selected, settings, tell, jobs)
+    rows: list[VerifyRow] = []
+    for index, name in enumerate(selected, 1):
+        rows += _verify_one(derivation(name), f"[{index}/{len(selected)}] {name}", tell, **settings)
+    return VerifyReport(rows)
+
+
+def _verify_one(found, prefix: str, tell, *, examples: int, accuracy_points: int,
+                derandomize: bool) -> list[VerifyRow]:
     import time
 
     from .accuracy import max_relative_error
     from .derivation import DerivationError
 
-    known = _catalogue.catalogue()
-    selected = [derivation(n) for n in names] if names else [known[n] for n in sorted(known)]
-    rows: list[VerifyRow] = []
-    tell = progress or (lambda message: None)
-    for index, found in enumerate(selected, 1):
-        prefix = f"[{index}/{len(selected)}] {found.name}"
-        tell(f"{prefix}: proving {sum(len(o.steps) - 1 for o in found.outputs.values())} steps")
+    rows = []
+    steps = sum(len(o.written) - 1 for o in found.outputs.values())
+    tell(f"{prefix}: proving {steps} steps")
+    start = time.perf_counter()
+    try:
+        found.prove()
+        rows.append(VerifyRow(found.name, f"{steps} steps proved by SymPy", "proof", True,
+                              "every step symbolic + numeric", seconds=time.perf_counter() - start))
+    except DerivationError as error:
+        rows.append(VerifyRow(found.name, "steps proved by SymPy", "proof", False, str(error),
+                              seconds=time.perf_counter() - start))
+    tell(f"{prefix}: accuracy against 50-digit mpmath at {accuracy_points} points")
+    start = time.perf_counter()
+    for output, error in max_relative_error(found, points=accuracy_points).items():
+        rows.append(VerifyRow(found.name, f"{output}: accuracy vs 50-digit mpmath", "accuracy",
+                              error <= 1e-12, f"max relative error {error:.2g} (bound 1e-12)",
+                              seconds=time.perf_counter() - start))
+    for empirical in found.checks:
+        tell(f"{prefix}: {empirical.description} ({examples + ANCHOR_POINTS} points)")
         start = time.perf_counter()
-        try:
-            found.prove()
-            steps = sum(len(o.steps) - 1 for o in found.outputs.values())
-            rows.append(VerifyRow(found.name, f"{steps} steps proved by SymPy", "proof", True,
-                                  "every step symbolic + numeric", seconds=time.perf_counter() - start))
-        except DerivationError as error:
-            rows.append(VerifyRow(found.name, "steps proved by SymPy", "proof", False, str(error),
-                                  seconds=time.perf_counter() - start))
-        tell(f"{prefix}: accuracy against 50-digit mpmath at {accuracy_points} points")
-        start = time.perf_counter()
-        for output, error in max_relative_error(found, points=accuracy_points).items():
-            rows.append(VerifyRow(found.name, f"{output}: accuracy vs 50-digit mpmath", "accuracy",
-                                  error <= 1e-12, f"max relative error {error:.2g} (bound 1e-12)",
-                                  seconds=time.perf_counter() - start))
-        for empirical in found.checks:
-            tell(f"{prefix}: {empirical.description} ({examples + ANCHOR_POINTS} points)")
-            start = time.perf_counter()
-            report = run_check(found, empirical, formula_values(found), examples=examples,
-                               derandomize=derandomize)
-            rows.append(VerifyRow(found.name, empirical.description, empirical.kind, report.passed,
-                                  _summarise(report), report, time.perf_counter() - start))
-    return VerifyReport(rows)
+        report = run_check(found, empirical, formula_values(found), examples=examples,
+                           derandomize=derandomize)
+        rows.append(VerifyRow(found.name, empirical.description, empirical.kind, report.passed,
+                              _summarise(report), report, time.perf_counter() - start))
+    return rows
+
+
+def _verify_in_worker(name: str, paths: list, settings: dict) -> list[VerifyRow]:
+    for path in paths:
+        _catalogue.add_path(path)
+    return _verify_one(derivation(name), name, lambda message: None, **settings)
+
+
+def _verify_in_processes(selected: list, settings: dict, tell, jobs: int) -> VerifyReport:
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    results: dict[str, list[VerifyRow]] = {}
+    paths = [str(path) for path in _catalogue._extra_paths]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(_verify_in_worker, name, paths, settings): name for name in selected}
+        tell(f"verifying {len(selected)} derivations in {jobs} processes")
+        for done, future in enumerate(as_completed(futures), 1):
+            name = futures[future]
+            results[name] = future.result()
+            failed = sum(not row.passed for row in results[name])
+            tell(f"[{done}/{len(selected)}] {name}: " + (f"{failed} FAILED" if failed else "passed"))
+    return VerifyReport([row for name in selected for row in results[name]])
 
 
 def _summarise(report: CheckReport) -> str:

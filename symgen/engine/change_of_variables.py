@@ -16,52 +16,12 @@ inverse and its density is a sum over branches, not this formula.
 For an invertible map of R^n, the factor is |det J|: :func:`log_abs_det_jacobian`
 builds J with ``Matrix.jacobian``.
 
-:class:`NonZero` is the domain of a parameter that must not vanish, such as the
-scale a of the affine flow x = a z + b, which is invertible exactly when a != 0.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import sympy as sp
-
-# --- the domain of a nonzero parameter ----------------------------------------------
-
-
-@dataclass(frozen=True)
-class NonZero:
-    """A finite nonzero real: hypothesis draws a sign and a magnitude, log-uniform in
-    [low, high] (and plain floats there too, which shrink to 1).
-
-    Its constraint for the generated code is "real" (finite); the derivation adds
-    ``requires=[(sp.Ne(a, 0), "argument 'a' must be nonzero ...")]``, so a zero raises
-    ``ValueError`` naming the argument.
-    """
-
-    low: float = 1e-3
-    high: float = 1e3
-    constraint = "real"
-    shape_kind = "scalar"
-
-    def describe(self) -> str:
-        return "nonzero real"
-
-    def strategy(self, dimensions):
-        from hypothesis import strategies as st
-
-        log_uniform = st.floats(math.log(self.low), math.log(self.high)).map(math.exp)
-        plain = st.floats(self.low, self.high)
-        magnitude = st.one_of(plain, log_uniform).filter(lambda v: self.low <= v <= self.high)
-        return st.tuples(st.sampled_from([1.0, -1.0]), magnitude).map(lambda pair: pair[0] * pair[1])
-
-    def sample(self, rng, dimensions):
-        sign = 1.0 if rng.random() < 0.5 else -1.0
-        return sign * float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
-
-    def nearby(self, value, relative, scale=1.0):
-        return value * (1 + relative)
-
 
 # --- one dimension --------------------------------------------------------------------
 

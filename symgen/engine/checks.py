@@ -160,13 +160,19 @@ class DistributionCheck:
 
 @dataclass
 class IdentityCheck:
-    """The output equals ``reference(**params)``, an independent numerical route."""
+    """The output equals ``reference(**params)``, an independent numerical route.
+
+    With ``using``, the value compared is ``using(formula, **params)`` instead of the
+    output at the point: a property of the output as a function (``formula`` is the
+    output's vectorized function), such as the product of (1 - beta_s) over the steps
+    of a schedule, compared with what the definition says it is."""
 
     reference: Callable
     description: str
     output: str | None = None
     rtol: float = 1e-9
     atol: float = 0.0
+    using: Callable | None = None
     derivation: object = field(default=None, repr=False)
     kind = "identity"
 
@@ -175,7 +181,10 @@ class IdentityCheck:
         return (self.output or self.derivation.name,)
 
     def run(self, values, params: dict, rng) -> Outcome:
-        value = float(values(params)[self.outputs[0]])
+        if self.using is None:
+            value = float(values(params)[self.outputs[0]])
+        else:
+            value = float(self.using(values.vectorized(self.outputs[0]), **params))
         reference = float(self.reference(**params))
         allowance = self.rtol * abs(reference) + self.atol
         deviation = abs(reference - value) if math.isfinite(value) else math.inf

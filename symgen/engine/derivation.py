@@ -1,8 +1,11 @@
 """Derivations: a chain of proved equalities from a definition to a closed form.
 
-A derivation module builds its chains when it is imported (cheap: expressions are
-only written down); the proofs run when asked (``Derivation.prove``), because
-SymPy's integration and simplification take seconds, not microseconds.
+A derivation module writes its chains down when it is imported, and nothing more: a
+step that SymPy must compute (solve, integrate, dsolve, simplify) is given as a function
+of the previous step, ``chain.step(lambda previous: ..., reason)``, and runs when the
+derivation is first needed (``Derivation.derive``). Proofs run when asked
+(``Derivation.prove``). Both results are kept on disk by content
+(symgen/engine/cache.py), so a second command neither re-derives nor re-proves.
 
 Every step is an equality with a reason. :func:`prove_step` proves it twice:
 
@@ -18,13 +21,16 @@ from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import sympy as sp
 
-from .symbolic import GaussianExpectation, MvnExpectation, rewrite_textbook
+from . import cache
+from .functions import LemmaError
+from .expectations import GaussianExpectation, MvnExpectation
+from .primitives import rewrite_textbook
 
 KINDS = ("likelihood", "elbo", "divergence", "adversarial", "denoising/score", "metric", "identity")
 
@@ -53,20 +59,38 @@ class Param:
 
 @dataclass
 class Step:
-    expression: sp.Basic
+    expression: sp.Basic | None
     reason: str
     proof: str = ""          # how the equality with the previous step was proved
     seconds: float = 0.0
+    # A step SymPy computes: recipe(previous expression) -> this step's expression, run
+    # by Derivation.derive (None for a step written down).
+    recipe: Callable | None = field(default=None, repr=False)
 
 
-@dataclass
 class Output:
     """One closed form of a derivation, with the chain that reaches it."""
 
-    name: str
-    steps: list[Step]
-    stable: sp.Basic | None = None     # the expression the generated code evaluates
-    doc: str = ""
+    def __init__(self, derivation: "Derivation", name: str, doc: str = ""):
+        self.derivation = derivation
+        self.name = name
+        self.doc = doc
+        self.written: list[Step] = []      # the steps as written; expressions filled by derive()
+        self.has_stable = False
+
+    def __repr__(self):
+        return f"<Output {self.derivation.name}.{self.name}: {len(self.written)} steps>"
+
+    @property
+    def steps(self) -> list[Step]:
+        """The chain, every expression computed (derives the derivation if needed)."""
+        self.derivation.derive()
+        return self.written
+
+    @property
+    def stable(self) -> sp.Basic | None:
+        """The expression the generated code evaluates, when it is a stable rewrite."""
+        return self.steps[-1].expression if self.has_stable else None
 
     @property
     def closed_form(self) -> sp.Basic:
@@ -75,11 +99,11 @@ class Output:
 
     @property
     def textbook_step(self) -> Step:
-        return self.steps[-2] if self.stable is not None else self.steps[-1]
+        return self.steps[-2] if self.has_stable else self.steps[-1]
 
     @property
     def implementation(self) -> sp.Basic:
-        return self.stable if self.stable is not None else self.steps[-1].expression
+        return self.steps[-1].expression
 
 
 class Chain:
@@ -91,18 +115,26 @@ class Chain:
 
     @property
     def current(self) -> sp.Basic:
+        """The last expression of the chain (derives the derivation if a step is computed)."""
         return self._output.steps[-1].expression
 
     def step(self, new: sp.Basic | Callable[[sp.Basic], sp.Basic], reason: str) -> "Chain":
-        """Equate the current expression with ``new`` (or ``new(current)``), for ``reason``."""
-        expression = new(self.current) if callable(new) else sp.sympify(new)
-        self._output.steps.append(Step(expression, reason))
+        """Equate the current expression with ``new``, for ``reason``. A function
+        ``new(previous) -> expression`` is a step SymPy computes: it runs when the
+        derivation is derived, not when the module is imported."""
+        if self._output.has_stable:
+            raise ValueError(f"{self._derivation.name}.{self._output.name}: the stable form is the last step")
+        if callable(new) and not isinstance(new, sp.Basic):
+            self._output.written.append(Step(None, reason, recipe=new))
+        else:
+            self._output.written.append(Step(sp.sympify(new), reason))
+        self._derivation._invalidate()
         return self
 
-    def stable(self, expression: sp.Basic, reason: str) -> "Chain":
+    def stable(self, expression, reason: str) -> "Chain":
         """The form the generated code evaluates: one more step, proved like the rest."""
         self.step(expression, reason)
-        self._output.stable = self._output.steps[-1].expression
+        self._output.has_stable = True
         return self
 
 
@@ -143,25 +175,98 @@ class Derivation:
         self.outputs: dict[str, Output] = {}
         self.checks: list = []
         self.plots: list = []
+        self.slips: list[tuple[str, str, str | None]] = []
         self.module = None          # set by the catalogue: the module that defined it
+        self.source = None          # the file that defined it (set by the catalogue)
+        self._derived = True        # nothing to compute until a computed step is written
         self._proved = False
 
     def __repr__(self):
         return f"<Derivation {self.name}: {self.title}>"
 
+    @property
+    def topic(self) -> str:
+        """The module the derivation lives in (derivations/<topic>.py), by its file name."""
+        from pathlib import Path
+
+        return Path(self.source).stem if self.source else self.name
+
     # --- writing the chain --------------------------------------------------------
 
-    def define(self, definition: sp.Basic, reason: str, output: str | None = None, doc: str = "") -> Chain:
-        """Start the chain of ``output`` (default: the derivation's own name) at a definition."""
+    def define(self, definition, reason: str, output: str | None = None, doc: str = "") -> Chain:
+        """Start the chain of ``output`` (default: the derivation's own name) at a
+        definition; a function of no arguments is a definition SymPy computes (the
+        solution of an ODE, say), run when the derivation is derived."""
         output = output or self.name
         if output in self.outputs:
             raise ValueError(f"derivation {self.name!r} already has an output {output!r}")
-        self.outputs[output] = Output(output, [Step(sp.sympify(definition), reason, "definition")], doc=doc)
-        return Chain(self, self.outputs[output])
+        written = Output(self, output, doc=doc)
+        if callable(definition) and not isinstance(definition, sp.Basic):
+            written.written.append(Step(None, reason, "definition", recipe=lambda _: definition()))
+        else:
+            written.written.append(Step(sp.sympify(definition), reason, "definition"))
+        self.outputs[output] = written
+        self._invalidate()
+        return Chain(self, written)
 
     def add_check(self, check) -> None:
+        """An empirical check of one or more outputs (symgen/engine/checks.py)."""
         check.derivation = self
         self.checks.append(check)
+
+    def add_slip(self, candidate: str, description: str, output: str | None = None) -> None:
+        """A mistake people make with this formula: ``candidate``, in the derivation's
+        argument names, for ``output`` (needed when there are several). The docs list the
+        slips, and a catalogue-wide test has the empirical checks refute every one."""
+        self.slips.append((candidate, description, output))
+
+    def _invalidate(self) -> None:
+        self._proved = False
+        if any(step.expression is None for output in self.outputs.values() for step in output.written):
+            self._derived = False
+
+    # --- deriving: the steps SymPy computes ------------------------------------------
+
+    def derive(self) -> "Derivation":
+        """Compute every step given as a function (from the cache when it has them)."""
+        if self._derived:
+            return self
+        self._derived = True    # set first: a recipe may read this derivation's own chains
+        try:
+            entry = cache.load(cache.key(self), self.name)
+            if entry is None or not self._fill(entry.get("expressions", {})):
+                for output in self.outputs.values():
+                    previous = None
+                    for step in output.written:
+                        if step.recipe is not None:
+                            step.expression = sp.sympify(step.recipe(previous))
+                        previous = step.expression
+                self._store()
+        except BaseException:
+            self._derived = False
+            raise
+        return self
+
+    def _computed(self) -> dict:
+        return {name: {index: step.expression for index, step in enumerate(output.written)
+                       if step.recipe is not None}
+                for name, output in self.outputs.items()}
+
+    def _fill(self, expressions: dict) -> bool:
+        wanted = self._computed()
+        if {name: sorted(steps) for name, steps in wanted.items()} != \
+                {name: sorted(steps) for name, steps in expressions.items()}:
+            return False
+        for name, steps in expressions.items():
+            for index, expression in steps.items():
+                self.outputs[name].written[index].expression = expression
+        return True
+
+    def _store(self, proofs: dict | None = None) -> None:
+        entry = {"expressions": self._computed()}
+        if proofs is not None:
+            entry["proofs"] = proofs
+        cache.store(cache.key(self), self.name, entry)
 
     def add_plot(self, title: str, draw: Callable) -> None:
         """A figure for the docs and the notebook: ``draw(axes)`` draws on matplotlib axes
@@ -197,20 +302,30 @@ class Derivation:
     # --- proofs -------------------------------------------------------------------
 
     def prove(self) -> "Derivation":
-        """Prove every step of every output (cached)."""
+        """Prove every step of every output (kept in memory and, by content, on disk)."""
         if self._proved:
+            return self
+        self.derive()
+        entry = cache.load(cache.key(self), self.name)
+        if entry is not None and "proofs" in entry and self._fill(entry["expressions"]):
+            for name, proofs in entry["proofs"].items():
+                for step, (proof, seconds) in zip(self.outputs[name].written[1:], proofs):
+                    step.proof, step.seconds = proof, seconds
+            self._proved = True
             return self
         rng = np.random.default_rng(sum(map(ord, self.name)))
         for output in self.outputs.values():
-            for previous, step in zip(output.steps, output.steps[1:]):
+            for previous, step in zip(output.written, output.written[1:]):
                 start = time.perf_counter()
                 try:
                     step.proof = prove_step(self, previous.expression, step.expression, rng)
-                except DerivationError as error:
+                except (DerivationError, LemmaError) as error:
                     raise DerivationError(f"{self.name}, output {output.name}, step "
                                           f"{step.reason!r}: {error}") from None
                 step.seconds = time.perf_counter() - start
         self._proved = True
+        self._store({name: [(step.proof, step.seconds) for step in output.written[1:]]
+                     for name, output in self.outputs.items()})
         return self
 
     def sample_point(self, rng, dimensions=None) -> dict:
@@ -270,7 +385,7 @@ def prove_step(derivation: Derivation, before, after, rng) -> str:
                                       f"residual {sp.simplify(difference)}")
             proofs.append(size)
         _spot_check(derivation, before, after, rng)
-        return (f"SymPy, on explicit symbolic matrices for d = {', '.join(map(str, proofs))}; "
+        return (f"SymPy, on {_explicit_matrices(derivation)} for d = {', '.join(map(str, proofs))}; "
                 f"numerically at {SPOT_CHECK_POINTS} points")
     difference = _evaluate_symbolically(before) - _evaluate_symbolically(after)
     how = _simplifies_to_zero(difference) or _by_cases(derivation, difference)
@@ -298,6 +413,16 @@ def _by_cases(derivation: Derivation, difference):
         methods.add(how)
     names = ", ".join(f"{param.name} in {{{', '.join(map(str, param.domain.values))}}}" for param in finite)
     return f"cases {names}, each by {' / '.join(sorted(methods))}"
+
+
+def _explicit_matrices(derivation) -> str:
+    """What the symbolic matrices of a proof were: general symmetric ones, or diagonal
+    ones beyond d = 1 (where the domain says so)."""
+    forms = {getattr(param.domain, "explicit_form", "general") for param in derivation.params
+             if param.domain.shape_kind == "matrix"}
+    if "diagonal" in forms:
+        return "explicit symbolic matrices (general at d = 1, diagonal beyond)"
+    return "explicit symbolic matrices"
 
 
 def _has_expectation(expression) -> bool:

@@ -1,4 +1,4 @@
-"""Discrete laws: a binary domain, and a log pmf checked by enumeration and sampling.
+"""A log pmf over finitely many values, checked by enumeration and sampling.
 
 :class:`EnumerationCheck` applies the output (the candidate log pmf over binary
 sequences) to every one of the 2^L sequences, with the other arguments held at the
@@ -23,30 +23,6 @@ from typing import Callable
 import numpy as np
 
 from .checks import ALPHA_PER_EVALUATION, Outcome
-
-
-@dataclass(frozen=True)
-class Binary:
-    """0 or 1. The generated code checks finiteness; the derivation adds
-    ``requires=[(sp.Eq(x * (1 - x), 0), "argument 'x' must be 0 or 1")]``."""
-
-    constraint = "real"
-    shape_kind = "scalar"
-    values = (0, 1)
-
-    def describe(self) -> str:
-        return "0 or 1"
-
-    def strategy(self, dimensions):
-        from hypothesis import strategies as st
-
-        return st.sampled_from([0.0, 1.0])
-
-    def sample(self, rng, dimensions):
-        return float(rng.integers(0, 2))
-
-    def nearby(self, value, relative, scale=1.0):
-        return value
 
 
 @dataclass

@@ -9,6 +9,7 @@ formula's counterexample is small and readable.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,10 +24,15 @@ def _hypothesis():
 
 @dataclass(frozen=True)
 class Real:
-    """Any finite real; hypothesis draws from [low, high]."""
+    """Any finite real; hypothesis draws from [low, high].
+
+    ``sample_within`` narrows the points of the numeric spot checks, the anchors and the
+    accuracy points (:meth:`sample`) where a step is only checkable there: GAN costs at
+    logits beyond 10 fall below what a 25-digit spot check of a 1e-25 tolerance resolves."""
 
     low: float = -10.0
     high: float = 10.0
+    sample_within: tuple | None = None
     constraint = "real"
     shape_kind = "scalar"
 
@@ -38,7 +44,8 @@ class Real:
         return st.floats(self.low, self.high, allow_nan=False, allow_infinity=False)
 
     def sample(self, rng, dimensions):
-        return float(rng.uniform(self.low, self.high))
+        low, high = self.sample_within or (self.low, self.high)
+        return float(rng.uniform(max(low, self.low), min(high, self.high)))
 
     def nearby(self, value, relative, scale=1.0):
         return value + relative * max(abs(value), scale)
@@ -116,6 +123,128 @@ class Interval:
 
 
 @dataclass(frozen=True)
+class NonNegative:
+    """A finite real >= 0; hypothesis draws from [0, high]. The generated code checks
+    finiteness; the derivation adds a ``requires`` with the message for negative values."""
+
+    high: float = 1e5
+    constraint = "real"
+    shape_kind = "scalar"
+
+    def describe(self) -> str:
+        return "non-negative"
+
+    def strategy(self, dimensions):
+        return _hypothesis().floats(0.0, self.high)
+
+    def sample(self, rng, dimensions):
+        return float(rng.uniform(0.0, self.high))
+
+    def nearby(self, value, relative, scale=1.0):
+        return value * (1 + abs(relative))
+
+
+@dataclass(frozen=True)
+class NonZero:
+    """A finite nonzero real: hypothesis draws a sign and a magnitude, log-uniform in
+    [low, high] (and plain floats there too, which shrink to 1).
+
+    Its constraint for the generated code is "real" (finite); the derivation adds
+    ``requires=[(sp.Ne(a, 0), "argument 'a' must be nonzero ...")]``, so a zero raises
+    ``ValueError`` naming the argument (the scale a of the affine flow x = a z + b, which
+    is invertible exactly when a != 0)."""
+
+    low: float = 1e-3
+    high: float = 1e3
+    constraint = "real"
+    shape_kind = "scalar"
+
+    def describe(self) -> str:
+        return "nonzero real"
+
+    def strategy(self, dimensions):
+        st = _hypothesis()
+        log_uniform = st.floats(math.log(self.low), math.log(self.high)).map(math.exp)
+        plain = st.floats(self.low, self.high)
+        magnitude = st.one_of(plain, log_uniform).filter(lambda v: self.low <= v <= self.high)
+        return st.tuples(st.sampled_from([1.0, -1.0]), magnitude).map(lambda pair: pair[0] * pair[1])
+
+    def sample(self, rng, dimensions):
+        sign = 1.0 if rng.random() < 0.5 else -1.0
+        return sign * float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+
+    def nearby(self, value, relative, scale=1.0):
+        return value * (1 + relative)
+
+
+@dataclass(frozen=True)
+class Count:
+    """A whole number of things (modes, draws): validated as a real >= low (the formulas
+    are continuous in their counts), drawn as the integers low..high."""
+
+    low: int = 1
+    high: int = 100
+    shape_kind = "scalar"
+
+    @property
+    def constraint(self):
+        return ("interval", float(self.low), sys.float_info.max, True, True)
+
+    def describe(self) -> str:
+        return f"integer >= {int(self.low)}"
+
+    def strategy(self, dimensions):
+        return _hypothesis().integers(int(self.low), int(self.high)).map(float)
+
+    def sample(self, rng, dimensions):
+        return float(rng.integers(int(self.low), int(self.high) + 1))
+
+    def nearby(self, value, relative, scale=1.0):
+        return value
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """One of finitely many values (0 or 1; a category 0, 1, 2; a pixel value on a grid).
+
+    ``favour`` are values drawn half of the time between them (a grid's edge values, where
+    a formula is most often wrong); hypothesis shrinks towards the first of them, or the
+    first value. A proof may go case by case over the values (``values``). The generated
+    code checks ``constraint`` (finiteness by default); the derivation adds a ``requires``
+    that names the allowed values."""
+
+    values: tuple
+    description: str = ""
+    favour: tuple = ()
+    constraint: object = "real"
+    shape_kind = "scalar"
+
+    def describe(self) -> str:
+        if self.description:
+            return self.description
+        values = [repr(v) if not float(v).is_integer() else str(int(v)) for v in self.values]
+        return ", ".join(values[:-1]) + f" or {values[-1]}" if len(values) > 1 else values[0]
+
+    def strategy(self, dimensions):
+        st = _hypothesis()
+        values = st.sampled_from([float(v) for v in self.values])
+        return st.one_of(st.sampled_from([float(v) for v in self.favour]), values) if self.favour else values
+
+    def sample(self, rng, dimensions):
+        if self.favour and rng.random() < 0.5:
+            return float(self.favour[int(rng.integers(0, len(self.favour)))])
+        return float(self.values[int(rng.integers(0, len(self.values)))])
+
+    def nearby(self, value, relative, scale=1.0):
+        return value
+
+
+def Binary() -> OneOf:  # noqa: N802 (a domain, named like the others)
+    """0 or 1; the derivation adds ``requires=[(sp.Eq(x * (1 - x), 0), "argument 'x' must be 0 or 1")]``."""
+    return OneOf((0, 1))
+
+
+@dataclass(frozen=True)
 class Vector:
     """A real vector of the derivation's dimension, entries from ``entries``."""
 
@@ -154,11 +283,17 @@ class Covariance:
     dimension: sp.Symbol
     low: float = 1e-2
     high: float = 1e2
+    #: The explicit symbolic matrices proofs run on: "general" (every entry its own symbol,
+    #: symmetric), or "diagonal" beyond d = 1, for closed forms SymPy cannot simplify on
+    #: general symbolic matrices (nested matrix square roots); the proof line says which.
+    explicit_form: str = "general"
+    semidefinite: bool = False
     constraint = "covariance"
     shape_kind = "matrix"
 
     def describe(self) -> str:
-        return f"{self.dimension}x{self.dimension} symmetric positive definite"
+        definite = "semi-definite" if self.semidefinite else "definite"
+        return f"{self.dimension}x{self.dimension} symmetric positive {definite}"
 
     def _build(self, log_eigenvalues, seed):
         eigenvalues = np.exp(np.asarray(log_eigenvalues, dtype=float))
@@ -188,6 +323,8 @@ class Covariance:
         return (moved + moved.T) / 2
 
     def explicit(self, name, size):
+        if self.explicit_form == "diagonal" and size > 1:
+            return sp.ImmutableMatrix(sp.diag(*sp.symbols(f"{name}_1:{size + 1}", positive=True)))
         entries = {}
         for i in range(size):
             for j in range(i, size):

@@ -13,16 +13,13 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from .symbolic import log_normal_mass_mpmath
+from .functions import mpmath_namespace
 
 
 @functools.lru_cache(maxsize=256)
 def _mpmath_function(arguments: tuple, expression):
-    modules = [{"log1p": mpmath.log1p, "expm1": mpmath.expm1,
-                "log1pmx": lambda u: mpmath.log1p(u) - u,
-                "expm1mx": lambda x: mpmath.expm1(x) - x,
-                "sqrt_ratio": lambda a, b: mpmath.sqrt(a / b),
-                "log_normal_mass": log_normal_mass_mpmath}, "mpmath"]
+    # Every special function evaluates by its declared mpmath route.
+    modules = [{"log1p": mpmath.log1p, "expm1": mpmath.expm1, **mpmath_namespace()}, "mpmath"]
     return sp.lambdify(arguments, expression, modules)
 
 

@@ -12,8 +12,8 @@ import sympy as sp
 from sympy.printing.numpy import JaxPrinter, NumPyPrinter
 from sympy.printing.pytorch import TorchPrinter
 
-from .codegen import fold_constants
-from .symbolic import log_normal_mass
+from .primitives import log_normal_mass
+from .printer import fold_constants
 
 MODULES = {"numpy": "numpy", "torch": "torch", "jax": "jax.numpy"}
 # Where each backend keeps the normal CDF and its logarithm (NumPy has neither).
@@ -74,33 +74,19 @@ def log_normal_mass(a, b):
 
 def _printer_class(base, module):
     class BackendPrinter(base):
-        def _print_log1pmx(self, expression):
-            return f"log1pmx({self._print(expression.args[0])})"
+        # Special functions print themselves from their declarations (torch=, jax=); the
+        # prelude above defines the ones that print as a plain call (log1pmx(...)). For
+        # NumPy the declaration names symgen's own helpers (stable.log1pmx), which an
+        # exported module does not have: it calls the prelude's, or NumPy's logaddexp.
 
-        def _print_expm1mx(self, expression):
-            return f"expm1mx({self._print(expression.args[0])})"
-
-        def _print_sqrt_ratio(self, expression):
-            a, b = (self._print(argument) for argument in expression.args)
-            return f"{module}.sqrt({a}/{b})"
-
-        def _print_log_normal_mass(self, expression):
-            a, b = (self._print(argument) for argument in expression.args)
-            return f"log_normal_mass({a}, {b})"
-
-        def _print_logaddexp(self, expression):
-            x, y = (self._print(argument) for argument in expression.args)
-            if module == "torch":     # either may be a plain number
-                return f"torch.logaddexp(torch.as_tensor({x}), torch.as_tensor({y}))"
-            return f"{module}.logaddexp({x}, {y})"
-
-        def _print_softplus(self, expression):
-            return f"softplus({self._print(expression.args[0])})"
-
-        # The primitives' own _numpycode asks for these (SymPy's NumPy printer has a
-        # logaddexp of its own, which the generated code must not use).
-        symgen_softplus = _print_softplus
-        symgen_logaddexp = _print_logaddexp
+        def print_special_function(self, expression):
+            code = expression._declaration["numpy"]
+            if module != "numpy" or not (isinstance(code, str) and code.startswith("stable.")):
+                return None
+            name = code.removeprefix("stable.")
+            if name == "logaddexp":
+                name = "numpy.logaddexp"
+            return f"{name}({', '.join(self._print(argument) for argument in expression.args)})"
 
         def _print_log1p(self, expression):
             return f"{module}.log1p({self._print(expression.args[0])})"

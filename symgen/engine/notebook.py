@@ -34,8 +34,9 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 import symgen
-from symgen.engine import render
+from symgen import view
 from symgen.engine.docs import KIND_NOTES
+from symgen.engine.record import record_of
 """
 
 
@@ -45,7 +46,7 @@ def _derivation_cells(nbformat, found, examples: int) -> list:
         nbformat.v4.new_markdown_cell(f"### `{name}`: {found.title}\n\n{found.summary}"),
         nbformat.v4.new_code_cell(
             f'found = symgen.derivation("{name}").prove()   # every step proved by SymPy\n'
-            "display(Markdown(render.markdown(found)))"),
+            "display(Markdown(view.markdown(record_of(found))))"),
         nbformat.v4.new_code_cell(
             "# The verified function at a point of its domain\n"
             f"point = found.sample_point(np.random.default_rng(0))\n"

@@ -7,6 +7,7 @@ the counterexample ``symgen.check`` reports. Runs are derandomized by default, s
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 from dataclasses import dataclass
@@ -181,10 +182,10 @@ def formula_function(derivation):
 def generated_function(derivation, reuse: bool = True):
     """The derivation's NumPy function generated in memory; ``reuse=False`` leaves out
     the array reuse (symgen/engine/reuse.py), to compare the two."""
-    from .codegen import module_source
+    from .printer import module_source
 
     namespace: dict = {"__name__": f"symgen_generated_{derivation.name}"}
-    exec(compile(module_source(derivation.source.stem, [derivation], reuse), f"<generated {derivation.name}>",
+    exec(compile(module_source(derivation.topic, [derivation], reuse), f"<generated {derivation.name}>",
                  "exec"), namespace)
     return namespace[derivation.name]
 
@@ -211,8 +212,15 @@ def formula_values(derivation, function=None) -> Evaluation:
     return Evaluation(derivation, values, lambda output: _select(derivation, function, output))
 
 
+def _elementwise(reduce):
+    # SymPy prints Min(a, b) as amin((a, b), axis=0), which cannot stack an array with a
+    # number: reduce elementwise instead, with NumPy's broadcasting.
+    return lambda operands, axis=0: functools.reduce(reduce, operands)
+
+
 def numpy_function(derivation, expression):
-    """``expression`` as a vectorized NumPy function of the derivation's arguments."""
+    """``expression`` as a vectorized NumPy function of the derivation's arguments (special
+    functions print their own NumPy code)."""
     import sympy as sp
     from scipy import special
 
@@ -223,10 +231,8 @@ def numpy_function(derivation, expression):
     symbols = [param.symbol for param in derivation.params]
     # erf/erfc: NumPy has none; they appear in textbook forms (log_normal_mass's meaning).
     compiled = sp.lambdify(symbols, expression,
-                           [{"log1pmx": stable.log1pmx, "expm1mx": stable.expm1mx,
-                             "sqrt_ratio": lambda a, b: np.sqrt(a / b),
-                             "log_normal_mass": stable.log_normal_mass, "stable": stable,
-                             "erf": special.erf, "erfc": special.erfc}, "numpy"])
+                           [{"stable": stable, "erf": special.erf, "erfc": special.erfc,
+                             "amin": _elementwise(np.minimum), "amax": _elementwise(np.maximum)}, "numpy"])
     names = derivation.param_names
     return lambda **arguments: compiled(*(arguments[name] for name in names))
 

@@ -1,0 +1,177 @@
+"""The stable primitives and special functions derivations are written in.
+
+Each is declared once (:func:`symgen.engine.functions.special_function`): its meaning
+for the proofs, its mpmath evaluation, the code each backend prints, its LaTeX. A
+stable rewrite of a closed form replaces a cancelling expression by one of these, and
+the derivation proves the rewrite equal to the textbook form by their meanings; the
+generated NumPy code calls ``symgen.numerics.stable``, whose accuracy has its own tests.
+
+=================  =======================================  ====================================
+name               meaning                                  why it exists
+=================  =======================================  ====================================
+log1pmx(u)         log(1 + u) - u                           no cancellation at small u
+expm1mx(x)         exp(x) - 1 - x                           no cancellation at small x
+sqrt_ratio(a, b)   sqrt(a / b)                              the quotient first: no underflow
+log_normal_mass    log(Phi(b) - Phi(a))                     accurate in both tails
+softplus(x)        log(1 + exp(x))                          no overflow
+logaddexp(x, y)    log(exp(x) + exp(y))                     no overflow
+sigmoid(t)         1 / (1 + exp(-t))                        kept whole under SymPy's rewrites
+normal_cdf(z)      (1 + erf(z / sqrt 2)) / 2                full relative precision in the tails
+log_normal_cdf(z)  log((1 + erf(z / sqrt 2)) / 2)           log Phi(80) = -1e-1392, not 0
+minimum(v, c)      min(v, c)                                a clip, kept as it is in proofs
+sin_product(x, y)  sin^2((x+y)/2) - sin^2((x-y)/2)          a difference of squares, no cancellation
+=================  =======================================  ====================================
+"""
+from __future__ import annotations
+
+import mpmath
+import sympy as sp
+
+from .functions import Lemma, special_function
+
+
+def log_normal_mass_mpmath(a, b):
+    """log(Phi(b) - Phi(a)) in mpmath at the working precision, with no digits lost.
+
+    An interval centred below 0 is reflected (Phi(b) - Phi(a) = Phi(-a) - Phi(-b)); one
+    containing 0 is 1 minus the two tails, log1p(-(Phi(a) + Phi(-b))); one in the upper
+    tail is Phi(-a) - Phi(-b), two tails whose difference is formed with enough guard
+    digits for what it cancels (mpmath's ncdf keeps full relative precision in the tails).
+    """
+    a, b = mpmath.mpf(a), mpmath.mpf(b)
+    if a + b < 0:              # (-inf, inf) gives nan here: not reflected
+        a, b = -b, -a
+    if a <= 0:
+        with mpmath.extraprec(20):
+            value = mpmath.log1p(-(mpmath.ncdf(a) + mpmath.ncdf(-b)))
+        return +value
+    guard = 20
+    while True:
+        with mpmath.extraprec(guard):
+            upper_tail = mpmath.ncdf(-a)
+            mass = upper_tail - mpmath.ncdf(-b)
+            if mass <= 0:
+                return mpmath.mpf("-inf") if mass == 0 else mpmath.nan
+            lost = int(mpmath.log(upper_tail / mass, 2))   # bits cancelled in the difference
+            if lost + 10 < guard:
+                value = mpmath.log(mass)
+                break
+        guard = 2 * guard + lost
+    return +value
+
+
+def _log_normal_cdf_mpmath(z):
+    return mpmath.log(mpmath.ncdf(z)) if z < 0 else mpmath.log1p(-mpmath.ncdf(-z))
+
+
+def _phi(z):
+    return (1 + sp.erf(z / sp.sqrt(2))) / 2
+
+
+log1pmx = special_function(
+    "log1pmx", 1, meaning=lambda u: sp.log(1 + u) - u,
+    mpmath=lambda u: mpmath.log1p(u) - u,
+    numpy="stable.log1pmx", torch="log1pmx", jax="log1pmx",
+    doc="log(1 + u) - u, without the cancellation at small u.")
+
+expm1mx = special_function(
+    "expm1mx", 1, meaning=lambda x: sp.exp(x) - 1 - x,
+    mpmath=lambda x: mpmath.expm1(x) - x,
+    numpy="stable.expm1mx", torch="expm1mx", jax="expm1mx",
+    doc="exp(x) - 1 - x, without the cancellation at small x.")
+
+sqrt_ratio = special_function(
+    "sqrt_ratio", 2, meaning=lambda a, b: sp.sqrt(a / b),
+    mpmath=lambda a, b: mpmath.sqrt(a / b),
+    numpy="numpy.sqrt({0}/{1})", torch="torch.sqrt({0}/{1})", jax="jax.numpy.sqrt({0}/{1})",
+    latex=r"\sqrt{{\frac{{{0}}}{{{1}}}}}",
+    doc="sqrt(a / b), formed as the square root of the quotient: for tiny a and b of similar "
+        "size, sqrt(a)/sqrt(b) times a tiny value can underflow where sqrt(a / b) cannot.")
+
+log_normal_mass = special_function(
+    "log_normal_mass", 2,
+    meaning=lambda a, b: sp.log((sp.erf(b / sp.sqrt(2)) - sp.erf(a / sp.sqrt(2))) / 2),
+    mpmath=log_normal_mass_mpmath,
+    numpy="stable.log_normal_mass", torch="log_normal_mass", jax="log_normal_mass",
+    latex=r"\log\left(\Phi\left({1}\right) - \Phi\left({0}\right)\right)",
+    doc="log(Phi(b) - Phi(a)), the log probability that a standard normal variable falls in "
+        "(a, b]; the difference of two CDFs cancels in the tails, where both round to 1 (or 0).")
+
+softplus = special_function(
+    "softplus", 1, meaning=lambda x: sp.log(1 + sp.exp(x)),
+    mpmath=lambda x: mpmath.log1p(mpmath.exp(x)),
+    derivative=lambda x: 1 / (1 + sp.exp(-x)),
+    numpy="stable.softplus", torch="torch.nn.functional.softplus(torch.as_tensor({0}))", jax="softplus",
+    doc="log(1 + e^x) = -log sigmoid(-x), evaluated without overflow or log(0).")
+
+logaddexp = special_function(
+    "logaddexp", 2, meaning=lambda x, y: sp.log(sp.exp(x) + sp.exp(y)),
+    mpmath=lambda x, y: mpmath.log(mpmath.exp(x) + mpmath.exp(y)),
+    numpy="stable.logaddexp",
+    torch="torch.logaddexp(torch.as_tensor({0}), torch.as_tensor({1}))", jax="jax.numpy.logaddexp({0}, {1})",
+    doc="log(e^x + e^y), without overflow.")
+
+sigmoid = special_function(
+    "sigmoid", 1, meaning=lambda t: 1 / (1 + sp.exp(-t)),
+    mpmath=lambda t: 1 / (1 + mpmath.exp(-t)),
+    derivative=lambda t: sigmoid(t) * sigmoid(-t), real=True,
+    numpy="numpy.exp(-numpy.logaddexp(0.0, -{0}))", torch="torch.sigmoid(torch.as_tensor({0}))",
+    jax="jax.nn.sigmoid({0})", latex=r"\sigma\left({0}\right)",
+    doc="The logistic function 1/(1 + e^-t), kept whole under SymPy's rewrites (expand would split "
+        "e^-t into factors that overflow where their product does not).")
+
+normal_cdf = special_function(
+    "normal_cdf", 1, meaning=_phi, mpmath=mpmath.ncdf,
+    derivative=lambda z: sp.exp(-z**2 / 2) / sp.sqrt(2 * sp.pi), real=True,
+    numpy="scipy.special.ndtr", torch="torch.special.ndtr", jax="jax.scipy.special.ndtr",
+    latex=r"\Phi\left({0}\right)",
+    doc="Phi(z), the standard normal CDF; mpmath's ncdf keeps full relative precision in both "
+        "tails, where the erf form cancels in the upper one.")
+
+log_normal_cdf = special_function(
+    "log_normal_cdf", 1, meaning=lambda z: sp.log(_phi(z)), mpmath=_log_normal_cdf_mpmath,
+    derivative=lambda z: sp.exp(-z**2 / 2) / sp.sqrt(2 * sp.pi) / normal_cdf(z), real=True,
+    numpy="scipy.special.log_ndtr", torch="torch.special.log_ndtr", jax="jax.scipy.special.log_ndtr",
+    latex=r"\log \Phi\left({0}\right)",
+    doc="log Phi(z), evaluated as log1p(-Phi(-z)) for z >= 0: log Phi(80) = -1e-1392 at any "
+        "precision, where log(ncdf(80)) needs 1400 digits not to be log 1 = 0.")
+
+minimum = special_function(
+    "minimum", 2, meaning=lambda value, ceiling: sp.Min(value, ceiling),
+    mpmath=lambda value, ceiling: min(value, ceiling), opaque=True, real=True,
+    numpy="numpy.minimum", torch="torch.clamp({0}, max={1})", jax="jax.numpy.minimum({0}, {1})",
+    latex=r"\min\left({0}, {1}\right)", text="min({0}, {1})",
+    doc="min(value, ceiling): a clip kept as it is in proofs, so SymPy proves a rewrite of the "
+        "value inside it without deciding inequalities between the two.")
+
+#: sin(a + b) sin(a - b) = sin^2 a - sin^2 b, for symbols a and b. SymPy's simplifier proves
+#: it for symbols in a fraction of a second, though not for angles made of multiples of pi.
+_a, _b = sp.symbols("a b", real=True)
+DIFFERENCE_OF_SQUARES = Lemma("sin(a + b) sin(a - b) = sin^2 a - sin^2 b",
+                              (sp.sin(_a + _b) * sp.sin(_a - _b), sp.sin(_a) ** 2 - sp.sin(_b) ** 2))
+
+sin_product = special_function(
+    "sin_product", 2,
+    meaning=lambda x, y: sp.sin((x + y) / 2) ** 2 - sp.sin((x - y) / 2) ** 2,
+    lemmas=[DIFFERENCE_OF_SQUARES],
+    numeric=lambda x, y: sp.sin(x) * sp.sin(y),
+    mpmath=lambda x, y: mpmath.sin(x) * mpmath.sin(y),
+    numpy=lambda x, y: sp.Mul(sp.sin(x), sp.sin(y), evaluate=False),
+    latex=r"\sin\left({0}\right) \sin\left({1}\right)", text="(sin({0})*sin({1}))",
+    doc="sin(x) sin(y), the product a stable rewrite evaluates with x and y formed directly; its "
+        "meaning for proofs is the difference of squares sin^2((x + y)/2) - sin^2((x - y)/2), by "
+        "the lemma sin(a + b) sin(a - b) = sin^2 a - sin^2 b.")
+
+STABLE_PRIMITIVES = (log1pmx, expm1mx, sqrt_ratio, log_normal_mass, softplus, logaddexp, sigmoid,
+                     normal_cdf, log_normal_cdf, minimum, sin_product)
+
+
+def rewrite_textbook(expression):
+    """Every stable primitive (and SymPy's log1p, expm1) replaced by its textbook meaning;
+    a clip stays (see :data:`minimum`)."""
+    from sympy.codegen.cfunctions import expm1, log1p
+
+    from .functions import textbook
+
+    return textbook(expression, keep_opaque=True).replace(
+        log1p, lambda u: sp.log(1 + u)).replace(expm1, lambda x: sp.exp(x) - 1)

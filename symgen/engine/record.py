@@ -1,0 +1,46 @@
+"""A derivation written out as a plain record: what ``symgen show`` and the docs display.
+
+The record holds every step as SymPy's text and LaTeX, with its reason and proof, so the
+views in symgen/view.py need neither SymPy nor the derivation. ``symgen build`` stores the
+records of the catalogue in ``symgen/index/`` (symgen/records.py reads them back).
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+
+def _label(found, output_name: str) -> str:
+    return output_name if len(found.outputs) == 1 else f"{found.name}.{output_name}"
+
+
+def record_of(found, *, prove: bool = True) -> dict:
+    """The record of a derivation; ``prove`` proves it first (from the cache when it can),
+    so each step says how it was proved."""
+    if prove:
+        found.prove()
+    outputs = []
+    for name, output in found.outputs.items():
+        steps = [{"text": sp.sstr(step.expression), "latex": sp.latex(step.expression),
+                  "reason": step.reason, "proof": step.proof if index else ""}
+                 for index, step in enumerate(output.steps)]
+        outputs.append({"name": name, "label": _label(found, name), "doc": output.doc, "steps": steps,
+                        "closed_form": {"text": sp.sstr(output.closed_form), "latex": sp.latex(output.closed_form)},
+                        "stable": output.has_stable})
+    return {
+        "name": found.name, "title": found.title, "summary": found.summary, "kind": found.kind,
+        "topic": found.topic, "returns": found.returns,
+        "params": [{"name": p.name, "domain": p.domain.describe(), "doc": p.doc} for p in found.params],
+        "outputs": outputs,
+        "references": list(found.references), "sections": list(found.sections),
+        "checks": [{"kind": check.kind, "description": check.description, "outputs": list(check.outputs)}
+                   for check in found.checks],
+        "slips": [{"candidate": candidate, "description": description, "output": output}
+                  for candidate, description, output in found.slips],
+        "implementation": found.implementation,
+    }
+
+
+def summary_of(found) -> dict:
+    """The catalogue's line for a derivation (no steps: ``symgen list`` and name lookups)."""
+    return {"name": found.name, "title": found.title, "kind": found.kind, "topic": found.topic,
+            "params": found.param_names, "outputs": list(found.outputs), "sections": list(found.sections)}
