@@ -9,7 +9,6 @@ each, and the cost of starting Python itself is subtracted from both imports.
 import argparse
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

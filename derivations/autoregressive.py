@@ -14,8 +14,7 @@ import numpy as np
 import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
-from symgen.engine import Derivation, Interval, Param
-from symgen.engine import Binary, EnumerationCheck
+from symgen.engine import Binary, Derivation, EnumerationCheck, Interval, Param
 
 PIXEL_RNN = "van den Oord, Kalchbrenner & Kavukcuoglu (2016), Pixel Recurrent Neural Networks, Eq. 1"
 
@@ -62,7 +61,7 @@ chain = autoregressive_binary_logpmf.define(
     sp.log(bernoulli_pmf(x1, p1) * bernoulli_pmf(x2, q) * bernoulli_pmf(x3, r)),
     "definition: the chain rule p(x) = p(x1) p(x2 | x1) p(x3 | x1, x2)")
 chain.step(
-    sp.expand_log(sp.log(bernoulli_pmf(x1, p1) * bernoulli_pmf(x2, q) * bernoulli_pmf(x3, r)), force=True),
+    lambda definition: sp.expand_log(definition, force=True),
     "the log of a product is the sum of the logs: sum_i log p(x_i | x_<i) (SymPy's expand_log)")
 chain.stable(
     x1 * sp.log(p1) + (1 - x1) * log1p(-p1) + x2 * sp.log(q) + (1 - x2) * log1p(-q)

@@ -27,13 +27,14 @@ import math
 import mpmath
 import numpy as np
 import sympy as sp
-from scipy import integrate, stats
 from sympy.codegen.cfunctions import expm1
 
-from symgen.engine import (Derivation, DerivationError, DistributionCheck, IdentityCheck, Interval, MeanCheck,
-                           Param, Positive, Real)
-from symgen.engine import ConditionalCheck
-from symgen.engine import log_normal_pdf, sqrt_ratio
+from symgen.engine import (ConditionalCheck, Derivation, DistributionCheck, IdentityCheck, Interval, Lemma, MeanCheck,
+                           Param, Positive, Real, lazy_module, log_normal_pdf, special_function, sqrt_ratio)
+
+# SciPy is loaded when a check first runs, so importing this module stays cheap.
+integrate = lazy_module("scipy.integrate")
+stats = lazy_module("scipy.stats")
 
 DDPM = "Ho, Jain & Abbeel (2020), Denoising Diffusion Probabilistic Models"
 
@@ -53,90 +54,71 @@ ALPHA_BAR = Interval(0.0, 1.0, high_closed=True, draw_high=1 - 1e-12)
 # --- the forward chain, composed --------------------------------------------------------
 
 
-class ForwardChainCGF(sp.Expr):
-    """K(u) = log E[exp(u x_t) | x_0] under the forward chain with prod(1 - beta_s) = alpha_bar.
-
-    Kept unevaluated in the derivation's first step. ``doit`` evaluates it in two
-    independent ways:
-
-    * symbolically, by induction over the steps: SymPy proves that one forward step
-      maps the Gaussian CGF of N(sqrt(a) x_0, 1 - a) to that of
-      N(sqrt(a (1 - beta)) x_0, 1 - a (1 - beta)) (the induction step) and that the
-      first step from x_0 has that form with a = 1 - beta_1 (the base case); the
-      result is the CGF at a = alpha_bar;
-    * numerically (numbers for x_0 and alpha_bar), by running the moment recursion
-      m <- sqrt(1 - beta) m, v <- (1 - beta) v + beta through a fixed uneven
-      schedule of ``STEPS`` steps whose product is alpha_bar, at 50 digits.
-    """
-
-    STEPS = (3, 1, 4, 1, 5)   # relative sizes of -log(1 - beta_s): an uneven schedule
-
-    def __new__(cls, variable, start, alpha):
-        return sp.Expr.__new__(cls, variable, sp.sympify(start), sp.sympify(alpha))
-
-    variable = property(lambda self: self.args[0])
-    start = property(lambda self: self.args[1])
-    alpha = property(lambda self: self.args[2])
-
-    @property
-    def free_symbols(self):
-        return self.start.free_symbols | self.alpha.free_symbols | {self.variable}
-
-    def doit(self, **hints):
-        if self.start.is_number and self.alpha.is_number:
-            return self._recursion()
-        prove_forward_induction()
-        return gaussian_cgf(self.variable, sp.sqrt(self.alpha) * self.start, 1 - self.alpha)
-
-    def _eval_derivative(self, symbol):
-        # Differentiating (as Subs(Derivative(...)).doit() does) evaluates first.
-        return self.doit().diff(symbol)
-
-    def _recursion(self):
-        with mpmath.workdps(60):
-            mean = mpmath.mpf(str(sp.Float(self.start, 60)))
-            log_alpha = mpmath.log(mpmath.mpf(str(sp.Float(self.alpha, 60))))
-            variance = mpmath.mpf(0)
-            for size in self.STEPS:
-                keep = mpmath.exp(log_alpha * size / sum(self.STEPS))     # 1 - beta_s
-                mean, variance = mpmath.sqrt(keep) * mean, keep * variance + (1 - keep)
-            return gaussian_cgf(self.variable, sp.Float(mean, 55), sp.Float(variance, 55))
-
-    def _latex(self, printer):
-        return (rf"\log \mathbb{{E}}_q\left[e^{{{printer._print(self.variable)} x_t}} \,\middle|\, "
-                rf"x_0 = {printer._print(self.start)}\right]_{{\prod_s (1-\beta_s) = "
-                rf"{printer._print(self.alpha)}}}")
-
-    def _sympystr(self, printer):
-        return (f"log E[exp({printer._print(self.variable)} x_t) | x_0 = {printer._print(self.start)}; "
-                f"prod(1 - beta_s) = {printer._print(self.alpha)}]")
-
-
 def gaussian_cgf(variable, mean, variance):
     """log E[exp(u X)] for X ~ N(mean, variance)."""
     return mean * variable + variance * variable**2 / 2
 
 
-@functools.lru_cache(maxsize=1)
-def prove_forward_induction() -> str:
-    """Base case and induction step of q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, 1 - alpha_bar_t)."""
-    a, beta = sp.symbols("a beta", positive=True)
-    s = sp.Symbol("s", real=True)
-    # One forward step x_s = sqrt(1 - beta) x_{s-1} + sqrt(beta) eps, eps ~ N(0, 1) independent:
-    # K_s(u) = K_{s-1}(sqrt(1 - beta) u) + log E[exp(u sqrt(beta) eps)]; the noise term by
-    # integrating against the standard normal density.
-    noise = sp.log(sp.integrate(sp.exp(u * sp.sqrt(beta) * s) * sp.exp(-s**2 / 2) / sp.sqrt(2 * sp.pi),
-                                (s, -sp.oo, sp.oo)))
-    step = lambda previous: previous.subs(u, sp.sqrt(1 - beta) * u) + noise  # noqa: E731
-    base = step(u * x0)                                    # x_0 is fixed: K_0(u) = u x_0
-    induction = step(gaussian_cgf(u, sp.sqrt(a) * x0, 1 - a))
-    for name, derived, claimed in (
-            ("base case", base, gaussian_cgf(u, sp.sqrt(1 - beta) * x0, beta)),
-            ("induction step", induction,
-             gaussian_cgf(u, sp.sqrt(a * (1 - beta)) * x0, 1 - a * (1 - beta)))):
-        if sp.simplify(sp.expand_log(sp.expand(derived - claimed), force=True)) != 0:
-            raise DerivationError(f"forward chain: the {name} does not hold")
-    return "base case and induction step proved by SymPy"
+# Base case and induction step of q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, 1 - alpha_bar_t). One
+# forward step x_s = sqrt(1 - beta) x_{s-1} + sqrt(beta) eps, eps ~ N(0, 1) independent, maps the
+# CGF K_{s-1} to K_s(u) = K_{s-1}(sqrt(1 - beta) u) + log E[exp(u sqrt(beta) eps)], the noise term
+# an integral against the standard normal density (evaluated when the lemma is proved).
+level, beta_s = sp.symbols("a beta", positive=True)    # alpha_bar_{s-1} and beta_s
+standard = sp.Symbol("s", real=True)                   # eps, integrated out
+noise_cgf = sp.log(sp.Integral(sp.exp(u * sp.sqrt(beta_s) * standard) * sp.exp(-standard**2 / 2)
+                               / sp.sqrt(2 * sp.pi), (standard, -sp.oo, sp.oo)))
+kept = sp.sqrt(1 - beta_s) * u                         # the argument K_{s-1} is taken at
+FORWARD_INDUCTION = Lemma(
+    "one forward step maps K_0(u) = u x_0 to the CGF of N(sqrt(1 - beta) x_0, beta) (base case) and "
+    "the CGF of N(sqrt(a) x_0, 1 - a) to that of N(sqrt(a (1 - beta)) x_0, 1 - a (1 - beta)) (induction step)",
+    (kept * x0 + noise_cgf, gaussian_cgf(u, sp.sqrt(1 - beta_s) * x0, beta_s)),
+    (gaussian_cgf(kept, sp.sqrt(level) * x0, 1 - level) + noise_cgf,
+     gaussian_cgf(u, sp.sqrt(level * (1 - beta_s)) * x0, 1 - level * (1 - beta_s))))
+
+# Relative sizes of -log(1 - beta_s) in the numeric route: an uneven schedule.
+RECURSION_STEPS = (3, 1, 4, 1, 5)
+
+
+def forward_chain_moments(start, alpha):
+    """(mean, variance) of x_t given x_0 = ``start`` by the moment recursion
+    m <- sqrt(1 - beta) m, v <- (1 - beta) v + beta, run through a fixed uneven schedule of
+    ``RECURSION_STEPS`` steps whose product is ``alpha``, at the working precision (mpf)."""
+    mean, log_alpha, variance = mpmath.mpf(start), mpmath.log(alpha), mpmath.mpf(0)
+    for size in RECURSION_STEPS:
+        keep = mpmath.exp(log_alpha * size / sum(RECURSION_STEPS))     # 1 - beta_s
+        mean, variance = mpmath.sqrt(keep) * mean, keep * variance + (1 - keep)
+    return mean, variance
+
+
+def forward_chain_cgf_by_recursion(variable, start, alpha):
+    """K(u) at numbers x_0 and alpha_bar (u stays a symbol): the recursion at 60 digits."""
+    with mpmath.workdps(60):
+        mean, variance = forward_chain_moments(mpmath.mpf(str(sp.Float(start, 60))),
+                                               mpmath.mpf(str(sp.Float(alpha, 60))))
+        return gaussian_cgf(variable, sp.Float(mean, 55), sp.Float(variance, 55))
+
+
+def _forward_chain_cgf_mpmath(variable, start, alpha):
+    mean, variance = forward_chain_moments(start, alpha)
+    return gaussian_cgf(variable, mean, variance)
+
+
+# K(u) = log E[exp(u x_t) | x_0] under the forward chain with prod(1 - beta_s) = alpha_bar, kept
+# unevaluated in the derivation's first step and evaluated two independent ways: symbolically,
+# by induction over the steps (the lemma above), as the CGF of N(sqrt(alpha_bar) x_0,
+# 1 - alpha_bar); numerically (numbers for x_0 and alpha_bar, u still a symbol), by running the
+# moment recursion through an uneven schedule at 60 digits.
+ForwardChainCGF = special_function(
+    "ForwardChainCGF", 3,
+    meaning=lambda variable, start, alpha: gaussian_cgf(variable, sp.sqrt(alpha) * start, 1 - alpha),
+    lemmas=[FORWARD_INDUCTION],
+    variables=(0,),
+    numeric=forward_chain_cgf_by_recursion,
+    mpmath=_forward_chain_cgf_mpmath,
+    latex=r"\log \mathbb{{E}}_q\left[e^{{{0} x_t}} \,\middle|\, x_0 = {1}\right]_{{\prod_s (1-\beta_s) = {2}}}",
+    text="log E[exp({0} x_t) | x_0 = {1}; prod(1 - beta_s) = {2}]",
+    doc="K(u) = log E[exp(u x_t) | x_0] under the diffusion forward chain whose signal levels multiply "
+        "to alpha_bar.")
 
 
 # --- q(x_t | x_0) ------------------------------------------------------------------------
@@ -229,6 +211,10 @@ diffusion_marginal.add_check(DistributionCheck(
     "KS, mean and variance",
     outputs=("mean", "var"), samples=200_000))
 
+diffusion_marginal.add_slip("alpha_bar*x0", "alpha_bar for sqrt(alpha_bar)", output="mean")
+diffusion_marginal.add_slip("sqrt(1 - alpha_bar)*x0", "signal and noise swapped", output="mean")
+diffusion_marginal.add_slip("sqrt(1 - alpha_bar)", "the scale for the variance", output="var")
+
 
 # --- q(x_{t-1} | x_t, x_0) ---------------------------------------------------------------
 
@@ -256,21 +242,28 @@ diffusion_posterior = Derivation(
 alpha_t = alpha_bar_t / alpha_bar_prev          # 1 - beta_t
 beta_t = 1 - alpha_t
 # Bayes' rule: log q(x_{t-1} | x_t, x_0) = log q(x_t | x_{t-1}) + log q(x_{t-1} | x_0) + const(x_{t-1}).
-log_joint = (log_normal_pdf(xt, sp.sqrt(alpha_t) * x_prev, sp.sqrt(beta_t))
-             + log_normal_pdf(x_prev, sp.sqrt(alpha_bar_prev) * x0, sp.sqrt(1 - alpha_bar_prev)))
+step_log_joint = (log_normal_pdf(xt, sp.sqrt(alpha_t) * x_prev, sp.sqrt(beta_t))
+                  + log_normal_pdf(x_prev, sp.sqrt(alpha_bar_prev) * x0, sp.sqrt(1 - alpha_bar_prev)))
 precision = alpha_t / beta_t + 1 / (1 - alpha_bar_prev)
 BAYES = ("Bayes' rule: log q(x_{t-1} | x_t, x_0) = log q(x_t | x_{t-1}) + log q(x_{t-1} | x_0) + const "
          "= l(x_{t-1}), a quadratic in x_{t-1}, so the posterior is Gaussian: ")
 SQUARE = "complete the square: l = -(precision/2) x^2 + (linear coefficient) x + const, SymPy's Poly"
-quadratic = sp.Poly(sp.expand(log_joint), x_prev)
-square_precision = -2 * quadratic.coeff_monomial(x_prev**2)
-square_linear = quadratic.coeff_monomial(x_prev)
+
+
+@functools.cache
+def completed_square():
+    """(precision, linear coefficient) of l(x_{t-1}) = -(precision/2) x^2 + (linear coefficient) x
+    + const, read off SymPy's Poly of the expanded log joint (when the derivation is derived)."""
+    quadratic = sp.Poly(sp.expand(step_log_joint), x_prev)
+    return -2 * quadratic.coeff_monomial(x_prev**2), quadratic.coeff_monomial(x_prev)
+
 
 (diffusion_posterior
- .define(-sp.Subs(sp.Derivative(log_joint, x_prev), x_prev, 0) / sp.Derivative(log_joint, (x_prev, 2)),
+ .define(-sp.Subs(sp.Derivative(step_log_joint, x_prev), x_prev, 0) / sp.Derivative(step_log_joint, (x_prev, 2)),
          BAYES + "l'(x) = -(x - mean)/var, so the mean is -l'(0)/l''", output="mean",
          doc="E[x_{t-1} | x_t, x_0] = mu_tilde_t")
- .step(square_linear / square_precision, SQUARE + ": mean = linear coefficient / precision")
+ .step(lambda previous: completed_square()[1] / completed_square()[0],
+       SQUARE + ": mean = linear coefficient / precision")
  .step((sp.sqrt(alpha_t) / beta_t * xt + sp.sqrt(alpha_bar_prev) / (1 - alpha_bar_prev) * x0) / precision,
        "precision-weighted combination of the step's and the marginal's information")
  .step(sp.sqrt(alpha_bar_prev) * beta_t / (1 - alpha_bar_t) * x0
@@ -284,10 +277,10 @@ square_linear = quadratic.coeff_monomial(x_prev)
          "(sqrt(alpha_bar_t) x_t alone underflows for tiny levels)"))
 
 (diffusion_posterior
- .define(-1 / sp.Derivative(log_joint, (x_prev, 2)),
+ .define(-1 / sp.Derivative(step_log_joint, (x_prev, 2)),
          BAYES + "its variance is -1/l''", output="var",
          doc="Var[x_{t-1} | x_t, x_0] = beta_tilde_t")
- .step(1 / square_precision, SQUARE)
+ .step(lambda previous: 1 / completed_square()[0], SQUARE)
  .step(1 / precision, "precisions add: alpha_t / beta_t from the step, 1/(1 - alpha_bar_prev) "
                       "from the marginal, alpha_t = alpha_bar_t / alpha_bar_prev")
  .step((1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t,
@@ -295,6 +288,7 @@ square_linear = quadratic.coeff_monomial(x_prev)
  .stable((1 - alpha_bar_prev) * (alpha_bar_prev - alpha_bar_t) / (alpha_bar_prev * (1 - alpha_bar_t)),
          "beta_t = (alpha_bar_prev - alpha_bar_t) / alpha_bar_prev: the subtraction is exact where "
          "the levels nearly agree, while 1 - alpha_bar_t / alpha_bar_prev cancels there"))
+
 
 def forward_pair(rng, n, x0, xt, alpha_bar_t, alpha_bar_prev):
     """Joint draws (x_t, x_{t-1}) given x_0: the forward chain to alpha_bar_prev, then one step."""
@@ -311,6 +305,16 @@ diffusion_posterior.add_check(ConditionalCheck(
     "joint forward draws (x_t, x_{t-1}) given x_0: least-squares line of x_{t-1} on x_t at xt "
     "(t test) and residual variance (chi-square test)",
     mean="mean", var="var"))
+
+diffusion_posterior.add_slip(
+    "sqrt(alpha_bar_prev)*(1 - alpha_bar_t/alpha_bar_prev)/(1 - alpha_bar_t)*xt"
+    " + sqrt(alpha_bar_t/alpha_bar_prev)*(1 - alpha_bar_prev)/(1 - alpha_bar_t)*x0",
+    "the coefficients of x0 and xt in mu_tilde (Ho et al. 2020, Eq. 7) swapped", output="mean")
+diffusion_posterior.add_slip(
+    "sqrt(alpha_bar_prev)*(1 - alpha_bar_t/alpha_bar_prev)/(1 - alpha_bar_t)*x0"
+    " + (alpha_bar_t/alpha_bar_prev)*(1 - alpha_bar_prev)/(1 - alpha_bar_t)*xt",
+    "alpha_t for sqrt(alpha_t) in the coefficient of xt", output="mean")
+diffusion_posterior.add_slip("1 - alpha_bar_t/alpha_bar_prev", "beta_t for beta_tilde_t", output="var")
 
 
 # --- the reparameterised sample and the eps / x0 / v predictions ----------------------------
@@ -338,14 +342,22 @@ diffusion_predictions = Derivation(
         Param(eps, Real(-5, 5), "the noise eps (or its prediction)"),
     ],
 )
-reparameterised = sp.Eq(xt, sp.sqrt(alpha_bar) * clean + sp.sqrt(1 - alpha_bar) * eps)
-implied_clean = sp.solve(reparameterised, clean)[0]
+# Written down unevaluated: SymPy would otherwise try to decide the equation at import.
+reparameterised = sp.Eq(xt, sp.sqrt(alpha_bar) * clean + sp.sqrt(1 - alpha_bar) * eps, evaluate=False)
+
+
+@functools.cache
+def implied_clean():
+    """x_0 from the reparameterised sample, by SymPy's solve (when the derivation is derived)."""
+    return sp.solve(reparameterised, clean)[0]
+
+
 (diffusion_predictions
  .define(implied_clean, "solve the reparameterised sample x_t = sqrt(alpha_bar) x_0 + sqrt(1 - alpha_bar) eps "
                         "for x_0 (SymPy solve)", output="x0", doc="the implied x_0")
  .step((xt - sp.sqrt(1 - alpha_bar) * eps) / sp.sqrt(alpha_bar), "the x_0 prediction from an eps prediction"))
 (diffusion_predictions
- .define(sp.sqrt(alpha_bar) * eps - sp.sqrt(1 - alpha_bar) * implied_clean,
+ .define(lambda: sp.sqrt(alpha_bar) * eps - sp.sqrt(1 - alpha_bar) * implied_clean(),
          "definition of v (Salimans & Ho 2022), with x_0 from the reparameterised sample", output="v",
          doc="v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x_0")
  .step((eps - sp.sqrt(1 - alpha_bar) * xt) / sp.sqrt(alpha_bar),
@@ -372,6 +384,9 @@ diffusion_predictions.add_check(IdentityCheck(
 diffusion_predictions.add_check(IdentityCheck(
     lambda **point: float(predictions_by_linear_solve(**point)[1]),
     "v: the defining equations solved as a linear system (mpmath LU)", output="v", rtol=1e-9, atol=1e-12))
+
+diffusion_predictions.add_slip("(xt - (1 - alpha_bar)*eps)/sqrt(alpha_bar)", "the variance for the scale", output="x0")
+diffusion_predictions.add_slip("sqrt(alpha_bar)*xt - sqrt(1 - alpha_bar)*eps", "x0 and v swapped roles", output="v")
 
 
 # --- the optimal noise prediction and its loss, for Gaussian data --------------------------
@@ -401,8 +416,8 @@ signal_var = alpha_bar * scale**2
 # Given eps, x_t = sqrt(alpha_bar) x_0 + sqrt(1 - alpha_bar) eps ~ N(sqrt(alpha_bar) loc +
 # sqrt(1 - alpha_bar) eps, alpha_bar scale^2); with eps ~ N(0, 1), Bayes' rule gives
 # log p(eps | x_t) = log p(x_t | eps) + log N(eps; 0, 1) + const, a quadratic in eps.
-log_joint = (log_normal_pdf(xt, sp.sqrt(alpha_bar) * loc + sp.sqrt(noise_var) * noise, sp.sqrt(signal_var))
-             + log_normal_pdf(noise, 0, 1))
+noise_log_joint = (log_normal_pdf(xt, sp.sqrt(alpha_bar) * loc + sp.sqrt(noise_var) * noise, sp.sqrt(signal_var))
+                   + log_normal_pdf(noise, 0, 1))
 BAYES = ("Bayes' rule: log p(eps | x_t) = log p(x_t | eps) + log N(eps; 0, 1) + const = l(eps), a quadratic, "
          "so the posterior is Gaussian: ")
 # As in tweedie_normal: 1 - alpha_bar formed first, so alpha_bar scale^2 + (1 - alpha_bar) is a sum
@@ -410,14 +425,14 @@ BAYES = ("Bayes' rule: log p(eps | x_t) = log p(x_t | eps) + log N(eps; 0, 1) + 
 KEPT_NOISE_VAR = sp.UnevaluatedExpr(1 - alpha_bar)
 KEEP_REASON = "the same, with 1 - alpha_bar formed first (the variance of x_t is a sum of two positive terms)"
 (diffusion_optimal_eps
- .define(-sp.Subs(sp.Derivative(log_joint, noise), noise, 0) / sp.Derivative(log_joint, (noise, 2)),
+ .define(-sp.Subs(sp.Derivative(noise_log_joint, noise), noise, 0) / sp.Derivative(noise_log_joint, (noise, 2)),
          BAYES + "its mean is -l'(0)/l''", output="mean",
          doc="E[eps | x_t]: the prediction that minimises E(eps - eps_hat(x_t))^2")
  .step(sp.sqrt(noise_var) * (xt - sp.sqrt(alpha_bar) * loc) / (signal_var + noise_var),
        "collect: Cov(eps, x_t) / Var(x_t) times x_t - E[x_t]")
  .stable(sp.sqrt(KEPT_NOISE_VAR) * (xt - sp.sqrt(alpha_bar) * loc) / (signal_var + KEPT_NOISE_VAR), KEEP_REASON))
 (diffusion_optimal_eps
- .define(-1 / sp.Derivative(log_joint, (noise, 2)),
+ .define(-1 / sp.Derivative(noise_log_joint, (noise, 2)),
          BAYES + "its variance -1/l'' is the mean squared error of the best prediction E[eps | x_t] "
          "(the same for every x_t), i.e. the minimum of the denoising loss", output="var",
          doc="Var[eps | x_t]: the least mean squared error of any noise prediction")
@@ -439,6 +454,8 @@ diffusion_optimal_eps.add_check(ConditionalCheck(
     "joint draws (x_t, eps): least-squares line of eps on x_t at xt (t test; the best predictor "
     "is linear here) and residual variance = the least squared error (chi-square test)",
     mean="mean", var="var"))
+
+diffusion_optimal_eps.add_slip("1 - alpha_bar", "the data variance forgotten", output="var")
 
 
 # --- the variance-preserving SDE ---------------------------------------------------------
@@ -466,22 +483,31 @@ diffusion_vpsde_marginal = Derivation(
     ],
 )
 rate = beta_min + time_ * (beta_max - beta_min)
-integrated_rate = sp.integrate(rate, (time_, 0, t))         # int_0^t beta(s) ds
-# The moments of a linear SDE solve ODEs (Ito): dm/dt = -beta m / 2, dv/dt = -beta v + beta.
-mean_ode = sp.dsolve(sp.Eq(m_fn(time_).diff(time_), -rate * m_fn(time_) / 2), m_fn(time_), ics={m_fn(0): x0})
-var_ode = sp.dsolve(sp.Eq(v_fn(time_).diff(time_), -rate * v_fn(time_) + rate), v_fn(time_), ics={v_fn(0): 0})
+
+
+@functools.cache
+def integrated_rate():
+    """int_0^t beta(s) ds, by SymPy's integrate (when the derivation is derived)."""
+    return sp.integrate(rate, (time_, 0, t))
+
+
+# The moments of a linear SDE solve ODEs (Ito): dm/dt = -beta m / 2, dv/dt = -beta v + beta,
+# solved by SymPy's dsolve when the derivation is derived.
+mean_ode = sp.Eq(sp.Derivative(m_fn(time_), time_), -rate * m_fn(time_) / 2, evaluate=False)
+var_ode = sp.Eq(sp.Derivative(v_fn(time_), time_), -rate * v_fn(time_) + rate, evaluate=False)
 (diffusion_vpsde_marginal
- .define(mean_ode.rhs.subs(time_, t),
+ .define(lambda: sp.dsolve(mean_ode, m_fn(time_), ics={m_fn(0): x0}).rhs.subs(time_, t),
          "the mean solves dm/dt = -beta(t) m / 2, m(0) = x0 (take expectations of the SDE; SymPy dsolve)",
          output="mean", doc="E[x(t) | x(0) = x0]")
- .step(x0 * sp.exp(-integrated_rate / 2), "= x0 exp(-int_0^t beta / 2)")
+ .step(lambda previous: x0 * sp.exp(-integrated_rate() / 2), "= x0 exp(-int_0^t beta / 2)")
  .stable(x0 * sp.exp(-t * (beta_min + t * (beta_max - beta_min) / 2) / 2),
          "the integral written as t (beta_min + t (beta_max - beta_min)/2): no cancellation"))
 (diffusion_vpsde_marginal
- .define(var_ode.rhs.subs(time_, t),
+ .define(lambda: sp.dsolve(var_ode, v_fn(time_), ics={v_fn(0): 0}).rhs.subs(time_, t),
          "the variance solves dv/dt = -beta(t) v + beta(t), v(0) = 0 (Ito's formula for x^2; SymPy dsolve)",
          output="var", doc="Var[x(t) | x(0) = x0]")
- .step(1 - sp.exp(-integrated_rate), "= 1 - exp(-int_0^t beta): variance preserving for unit-variance data")
+ .step(lambda previous: 1 - sp.exp(-integrated_rate()),
+       "= 1 - exp(-int_0^t beta): variance preserving for unit-variance data")
  .stable(-expm1(-t * (beta_min + t * (beta_max - beta_min) / 2)),
          "-expm1(-int_0^t beta): exact at small t, where 1 - exp(-int beta) cancels"))
 
@@ -504,6 +530,8 @@ diffusion_vpsde_marginal.add_check(IdentityCheck(
 diffusion_vpsde_marginal.add_check(IdentityCheck(
     lambda **p: moments_by_ode(**p)[1], "variance: the moment ODE integrated numerically (scipy DOP853)",
     output="var", rtol=1e-9, atol=1e-300))
+
+diffusion_vpsde_marginal.add_slip("x0*exp(-t*(beta_min + t*(beta_max - beta_min)/2))", "the 1/2 lost", output="mean")
 
 
 def draw_marginal_against_the_chain(axes):

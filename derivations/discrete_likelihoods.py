@@ -32,17 +32,14 @@ Gaussian draws clipped and rounded to the grid for the decoder) against exp(log 
 exact binomial bounds, and mpmath evaluations of the papers' definitions (the chain rule
 with table lookups; the bin integral by quadrature; base-2 logarithms and powers).
 """
-import functools
 import math
-from dataclasses import dataclass
 
 import mpmath
 import numpy as np
 import sympy as sp
 
-from symgen.engine import Derivation, IdentityCheck, Param, Positive, Real
-from symgen.engine import EnumerationCheck
-from symgen.engine import log_normal_mass, logaddexp, normal_pdf
+from symgen.engine import (Derivation, EnumerationCheck, IdentityCheck, NonNegative, OneOf, Param, Positive, Real,
+                           log_gaussian_mass, log_normal_cdf, log_normal_mass, logaddexp, normal_cdf)
 
 PIXEL_RNN = ("van den Oord, Kalchbrenner & Kavukcuoglu (2016), Pixel Recurrent Neural Networks, Eq. 1 "
              "(the chain rule) and Section 2.2 (softmax conditionals over discrete pixel values)")
@@ -55,243 +52,7 @@ DDPM = ("Ho, Jain & Abbeel (2020), Denoising Diffusion Probabilistic Models, Sec
 DDPM_BITS = "Ho, Jain & Abbeel (2020), Denoising Diffusion Probabilistic Models, Table 1 (NLL in bits/dim)"
 
 
-# --- vocabulary: finite domains, an enumeration check over them, three functions -------------
-
-
-@dataclass(frozen=True)
-class Categories:
-    """One of the categories 0, 1, ..., count - 1. The generated code checks finiteness;
-    the derivation adds a ``requires`` that names the allowed values."""
-
-    count: int = 3
-    constraint = "real"
-    shape_kind = "scalar"
-
-    @property
-    def values(self):
-        return tuple(range(self.count))
-
-    def describe(self) -> str:
-        return ", ".join(map(str, range(self.count - 1))) + f" or {self.count - 1}"
-
-    def strategy(self, dimensions):
-        from hypothesis import strategies as st
-
-        return st.sampled_from([float(k) for k in range(self.count)])
-
-    def sample(self, rng, dimensions):
-        return float(rng.integers(0, self.count))
-
-    def nearby(self, value, relative, scale=1.0):
-        return value
-
-
-@dataclass(frozen=True)
-class NonNegative:
-    """A finite real >= 0; hypothesis draws from [0, high]. The generated code checks
-    finiteness; the derivation adds ``requires`` with the message for negative values."""
-
-    high: float = 1e5
-    constraint = "real"
-    shape_kind = "scalar"
-
-    def describe(self) -> str:
-        return "non-negative"
-
-    def strategy(self, dimensions):
-        from hypothesis import strategies as st
-
-        return st.floats(0.0, self.high)
-
-    def sample(self, rng, dimensions):
-        return float(rng.uniform(0.0, self.high))
-
-    def nearby(self, value, relative, scale=1.0):
-        return value * (1 + abs(relative))
-
-
-# Pixel values k = 0, ..., 255 scaled to [-1, 1] as users do it, k / 127.5 - 1.
-EIGHT_BIT_GRID = np.arange(256) / 127.5 - 1
-
-
-@dataclass(frozen=True)
-class EightBitGrid:
-    """A pixel value k in 0..255 scaled to [-1, 1], x = 2k/255 - 1 (Ho et al. 2020, Section 3.3).
-    The generated code checks x in [-1, 1]; the derivation's ``requires`` checks the grid."""
-
-    constraint = ("interval", -1.0, 1.0, True, True)
-    shape_kind = "scalar"
-
-    def describe(self) -> str:
-        return "2k/255 - 1 for an integer k in [0, 255]"
-
-    # The edge values -1 and 1, whose bins reach to -inf and inf, are where a decoder is
-    # most often wrong: draws hit each a quarter of the time (2 of 256 values otherwise).
-
-    def strategy(self, dimensions):
-        from hypothesis import strategies as st
-
-        # Shrinks towards the first branch: the edge bin at -1.
-        return st.one_of(st.sampled_from([-1.0, 1.0]), st.integers(0, 255).map(lambda k: float(EIGHT_BIT_GRID[k])))
-
-    def sample(self, rng, dimensions):
-        edge_or_interior = rng.random()
-        if edge_or_interior < 0.5:
-            return -1.0 if edge_or_interior < 0.25 else 1.0
-        return float(EIGHT_BIT_GRID[rng.integers(0, 256)])
-
-    def nearby(self, value, relative, scale=1.0):
-        return value
-
-
-class normal_cdf(sp.Function):
-    """Phi(z), the standard normal CDF. Symbolically (``doit``) it is (1 + erf(z / sqrt 2)) / 2,
-    which SymPy's proofs work with; numerically it is mpmath's ``ncdf``, which keeps full
-    relative precision in both tails (the erf form cancels in the upper one), so a step
-    far in a tail is still checked at 25 digits."""
-
-    nargs = 1
-
-    def doit(self, deep=True, **hints):
-        z = self.args[0].doit(deep=deep, **hints) if deep else self.args[0]
-        if z.is_number:
-            return normal_cdf(z)        # a number: evaluated by evalf, through mpmath's ncdf
-        return (1 + sp.erf(z / sp.sqrt(2))) / 2
-
-    def fdiff(self, argindex=1):
-        return sp.exp(-self.args[0] ** 2 / 2) / sp.sqrt(2 * sp.pi)
-
-    def _eval_evalf(self, prec):
-        z = self.args[0]._to_mpmath(prec)
-        with mpmath.workprec(prec + 20):
-            return sp.Float(mpmath.ncdf(z), mpmath.libmp.prec_to_dps(prec))
-
-    def _mpmathcode(self, printer, **kwargs):
-        return f"{printer._module_format('mpmath.ncdf')}({printer._print(self.args[0])})"
-
-    def _numpycode(self, printer, **kwargs):
-        # For candidates applied to samples (symgen.check); never in generated code.
-        return f"{printer._module_format('scipy.special.ndtr')}({printer._print(self.args[0])})"
-
-    def _latex(self, printer, exp=None):
-        body = rf"\Phi\left({printer._print(self.args[0])}\right)"
-        return body if exp is None else rf"{body}^{{{exp}}}"
-
-
-class log_normal_cdf(sp.Function):
-    """log Phi(z). Symbolically (``doit``) log((1 + erf(z / sqrt 2)) / 2); numerically mpmath's
-    log(ncdf(z)) for z < 0 and log1p(-ncdf(-z)) otherwise, so that log Phi(80) = -1e-1392 is
-    evaluated at any precision, where log(ncdf(80)) needs 1400 digits not to be log 1 = 0
-    (an edge bin of the decoder far from loc is such a value)."""
-
-    nargs = 1
-
-    def doit(self, deep=True, **hints):
-        z = self.args[0].doit(deep=deep, **hints) if deep else self.args[0]
-        if z.is_number:
-            return log_normal_cdf(z)    # a number: evaluated by evalf
-        return sp.log((1 + sp.erf(z / sp.sqrt(2))) / 2)
-
-    def fdiff(self, argindex=1):
-        z = self.args[0]
-        return sp.exp(-z**2 / 2) / sp.sqrt(2 * sp.pi) / normal_cdf(z)
-
-    def _eval_evalf(self, prec):
-        z = self.args[0]._to_mpmath(prec)
-        with mpmath.workprec(prec + 20):
-            value = mpmath.log(mpmath.ncdf(z)) if z < 0 else mpmath.log1p(-mpmath.ncdf(-z))
-        return sp.Float(value, mpmath.libmp.prec_to_dps(prec))
-
-    def _mpmathcode(self, printer, **kwargs):
-        z = printer._print(self.args[0])
-        ncdf, log, log1p = (printer._module_format(f"mpmath.{name}") for name in ("ncdf", "log", "log1p"))
-        return f"({log}({ncdf}({z})) if ({z}) < 0 else {log1p}(-{ncdf}(-({z}))))"
-
-    def _numpycode(self, printer, **kwargs):
-        # For candidates applied to samples (symgen.check); never in generated code.
-        return f"{printer._module_format('scipy.special.log_ndtr')}({printer._print(self.args[0])})"
-
-    def _latex(self, printer, exp=None):
-        body = rf"\log \Phi\left({printer._print(self.args[0])}\right)"
-        return body if exp is None else rf"\left({body}\right)^{{{exp}}}"
-
-
-@functools.lru_cache(maxsize=8)
-def _normal_antiderivative(variable, loc, scale):
-    return sp.integrate(normal_pdf(variable, loc, scale), variable)
-
-
-class LogGaussianBinMass(sp.Expr):
-    """log P(lower < y <= upper) for y ~ N(loc, scale^2): the log of the density integrated
-    over a bin, kept unevaluated. ``doit`` integrates symbolically (SymPy's antiderivative of
-    the density, taken at the bin's ends); ``evalf`` integrates numerically (mpmath
-    quadrature in standard units, ``log_standard_normal_mass_by_quadrature``), so a step
-    from this definition is checked by two routes that share nothing."""
-
-    def __new__(cls, lower, upper, loc, scale):
-        return sp.Expr.__new__(cls, *(sp.sympify(argument) for argument in (lower, upper, loc, scale)))
-
-    @property
-    def free_symbols(self):
-        return set().union(*(argument.free_symbols for argument in self.args))
-
-    def doit(self, deep=True, **hints):
-        arguments = [argument.doit(deep=deep, **hints) if deep else argument for argument in self.args]
-        if all(argument.is_number for argument in arguments):
-            return LogGaussianBinMass(*arguments)   # numbers: evaluated by evalf, by quadrature
-        lower, upper, loc, scale = arguments
-        variable = sp.Dummy("y", real=True)
-        antiderivative = _normal_antiderivative(variable, loc, scale)
-        return sp.log(antiderivative.subs(variable, upper) - antiderivative.subs(variable, lower))
-
-    def _eval_evalf(self, prec):
-        lower, upper, loc, scale = (argument._to_mpmath(prec + 30) for argument in self.args)
-        with mpmath.workprec(prec + 30):
-            value = log_standard_normal_mass_by_quadrature((lower - loc) / scale, (upper - loc) / scale)
-        return sp.Float(value, mpmath.libmp.prec_to_dps(prec))
-
-    def _latex(self, printer, exp=None):
-        lower, upper, loc = (printer._print(argument) for argument in self.args[:3])
-        body = (rf"\log \int_{{{lower}}}^{{{upper}}} \mathcal{{N}}\left(y;\, {loc},\, "
-                rf"{printer._print(self.args[3] ** 2)}\right) dy")
-        return body if exp is None else rf"\left({body}\right)^{{{exp}}}"
-
-    def _sympystr(self, printer):
-        lower, upper, loc, scale = (printer._print(argument) for argument in self.args)
-        return f"log(Integral(N(y; {loc}, {scale}**2), (y, {lower}, {upper})))"
-
-
-def standard_normal_mass_by_quadrature(a, b):
-    """The integral of the standard normal density over (a, b], by mpmath quadrature at the
-    working precision. A bin centred below 0 is reflected; one in the upper tail, from a >= 1,
-    is integrated as phi(a)/a * int_0^{a (b - a)} exp(-s - s^2 / (2 a^2)) ds (y = a + s/a),
-    whose integrand decays on the scale of 1 however far out the bin lies."""
-    a, b = mpmath.mpf(a), mpmath.mpf(b)
-    if a + b < 0:
-        a, b = -b, -a
-    if not a < b:            # an empty bin (or one beyond infinity)
-        return mpmath.mpf(0)
-    if a < 0:
-        return mpmath.quad(mpmath.npdf, [a, 0, b])
-    if a < 1:
-        return mpmath.quad(mpmath.npdf, [a, b])
-    width = (b - a) * a
-    breaks = [mpmath.mpf(0)] + [mpmath.mpf(s) for s in (1, 4, 16, 64) if s < width] + [width]
-    return mpmath.npdf(a) / a * mpmath.quad(lambda s: mpmath.exp(-s - s * s / (2 * a * a)), breaks)
-
-
-def log_standard_normal_mass_by_quadrature(a, b):
-    """log of the mass above, accurate also when the mass is 1 - 1e-300: then it is
-    log1p(-(the two tails outside the bin)), each tail integrated by quadrature."""
-    a, b = mpmath.mpf(a), mpmath.mpf(b)
-    if a + b < 0:
-        a, b = -b, -a
-    if a < 0:
-        outside = (standard_normal_mass_by_quadrature(b, mpmath.inf)
-                   + standard_normal_mass_by_quadrature(-a, mpmath.inf))
-        if outside < 0.5:
-            return mpmath.log1p(-outside)
-    return mpmath.log(standard_normal_mass_by_quadrature(a, b))
+# --- vocabulary: table lookups and softmaxes as polynomials in a category -----------------------
 
 
 def indicator(category, value, count=3):
@@ -322,6 +83,8 @@ x1, x2 = sp.symbols("x1 x2", real=True)
 first_logits = list(sp.symbols("a0 a1 a2", real=True))
 table = [list(sp.symbols(f"b{j}0 b{j}1 b{j}2", real=True)) for j in range(3)]
 
+# A category 0, 1 or 2; the requires below name the allowed values.
+CATEGORY = OneOf((0, 1, 2))
 # Hypothesis draws logits in [-8, 8], where every conditional probability is above 3e-8 and
 # the frequencies of the likely sequences can tell a wrong formula from the right one; the
 # function accepts any finite logit (the tests go to +-700).
@@ -336,8 +99,8 @@ autoregressive_categorical_logpmf = Derivation(
     kind="likelihood",
     references=[PIXEL_RNN],
     params=[
-        Param(x1, Categories(3), "first variable"),
-        Param(x2, Categories(3), "second variable"),
+        Param(x1, CATEGORY, "first variable"),
+        Param(x2, CATEGORY, "second variable"),
         *[Param(logit, LOGIT, f"logit of x1 = {k}") for k, logit in enumerate(first_logits)],
         *[Param(table[j][k], LOGIT, f"logit of x2 = {k} given x1 = {j}") for j in range(3) for k in range(3)],
     ],
@@ -348,8 +111,10 @@ autoregressive_categorical_logpmf = Derivation(
 
 # p(x2 | x1) = softmax(b_{x1})_{x2} = prod_{j,k} softmax(b_j)_k^([x1 = j][x2 = k]).
 second_given_first = sp.Mul(*[softmax_pmf(table[j], x2) ** indicator(j, x1) for j in range(3)])
+# evaluate=False writes the same log down: SymPy's log would spend tens of milliseconds at
+# import asking whether the product can be 0 or negative, only to leave it as it is.
 categorical_chain = autoregressive_categorical_logpmf.define(
-    sp.log(softmax_pmf(first_logits, x1) * second_given_first),
+    sp.log(softmax_pmf(first_logits, x1) * second_given_first, evaluate=False),
     "definition: the chain rule p(x1, x2) = p(x1) p(x2 | x1) (Eq. 1) with softmax conditionals, "
     "p(x1) = softmax(a)_{x1} and p(x2 | x1) = softmax(b_{x1})_{x2}, each lookup written as a product "
     "of powers p^[x = k], the indicator [x = k] a polynomial in x that is exact on {0, 1, 2}")
@@ -415,6 +180,33 @@ autoregressive_categorical_logpmf.add_check(EnumerationCheck(
     variables=("x1", "x2"), grids=((0.0, 1.0, 2.0), (0.0, 1.0, 2.0)), samples=200_000))
 
 
+# The usual slips, in a candidate's own words: a lookup entries[value] is a Piecewise over
+# the categories, and log softmax(logits)_value = logits[value] - log sum_k e^{logit_k}.
+def lookup_text(entries, value):
+    cases = ", ".join(f"({entry}, Eq({value}, {k}))" for k, entry in enumerate(entries[:-1]))
+    return f"Piecewise({cases}, ({entries[-1]}, True))"
+
+
+def log_softmax_text(logits, value):
+    return f"({lookup_text(logits, value)} - log({' + '.join(f'exp({logit})' for logit in logits)}))"
+
+
+FIRST_STEP_TEXT = log_softmax_text(["a0", "a1", "a2"], "x1")                   # log p(x1)
+ROWS_TEXT = [[f"b{j}{k}" for k in range(3)] for j in range(3)]                  # b_{jk}: row j
+SECOND_STEP_TEXT = lookup_text([log_softmax_text(row, "x2") for row in ROWS_TEXT], "x1")   # log p(x2 | x1)
+
+autoregressive_categorical_logpmf.add_slip(
+    f"{FIRST_STEP_TEXT} + {lookup_text([log_softmax_text([f'b{k}{j}' for k in range(3)], 'x2') for j in range(3)], 'x1')}",
+    "the row of x2 (b_{x2 x1})")
+autoregressive_categorical_logpmf.add_slip(
+    f"{FIRST_STEP_TEXT} + {lookup_text([lookup_text(row, 'x2') for row in ROWS_TEXT], 'x1')}",
+    "no normaliser at the second step")
+autoregressive_categorical_logpmf.add_slip(
+    f"{FIRST_STEP_TEXT} + {log_softmax_text(['a0', 'a1', 'a2'], 'x2')}", "x1's logits reused for x2")
+autoregressive_categorical_logpmf.add_slip(f"({FIRST_STEP_TEXT} + {SECOND_STEP_TEXT})/log(2)", "log base 2")
+autoregressive_categorical_logpmf.add_slip(FIRST_STEP_TEXT, "the first step only")
+
+
 # --- 2. bits per dimension and perplexity ----------------------------------------------------
 
 # Real, not nonnegative: with that assumption SymPy would decide nll_nats >= 0 is True and
@@ -451,7 +243,7 @@ bits_chain = bits_per_dim.define(
     "definition: the code length of x in bits, -log_2 p(x), per dimension, for p(x) = e^{-nll}; SymPy "
     "writes log_2 p as ln p / ln 2 (the change of base)")
 bits_chain.step(
-    sp.solve(sp.Eq(2 ** (-dims * bits), sp.exp(-nll_nats)), bits)[0],
+    lambda previous: sp.solve(sp.Eq(2 ** (-dims * bits), sp.exp(-nll_nats)), bits)[0],
     "equivalently the b with 2^{-D b} = p(x) = e^{-nll}: SymPy's solve gives nll / (D ln 2)")
 
 
@@ -465,6 +257,11 @@ def bits_by_mpmath(nll_nats, dims):
 
 bits_per_dim.add_check(IdentityCheck(
     bits_by_mpmath, "mpmath's base-2 log of the probability e^{-nll}, per dimension", rtol=1e-12))
+
+bits_per_dim.add_slip("nll_nats/dims", "no change of base (nats per dimension)")
+bits_per_dim.add_slip("nll_nats/(dims*log(10))", "base 10")
+bits_per_dim.add_slip("nll_nats*log(2)/dims", "multiplied by ln 2")
+bits_per_dim.add_slip("nll_nats/log(2)", "not per dimension")
 
 
 perplexity = Derivation(
@@ -502,8 +299,23 @@ def perplexity_by_mpmath(nll_nats, tokens):
 perplexity.add_check(IdentityCheck(
     perplexity_by_mpmath, "mpmath's power p^{-1/N} of the probability e^{-nll}", rtol=1e-12))
 
+perplexity.add_slip("2**(nll_nats/tokens)", "2 to the nats per token")
+perplexity.add_slip("exp(nll_nats)", "not per token")
+perplexity.add_slip("exp(-nll_nats/tokens)", "the geometric mean probability, not its inverse")
+perplexity.add_slip("exp(nll_nats/(tokens*log(2)))", "e to the bits per token")
+perplexity.add_slip("tokens*exp(nll_nats/tokens)", "times the number of tokens")
+
 
 # --- 3. DDPM's discretized Gaussian decoder --------------------------------------------------
+
+# Pixel values k = 0, ..., 255 scaled to [-1, 1] as users do it, k / 127.5 - 1.
+EIGHT_BIT_GRID = np.arange(256) / 127.5 - 1
+# A pixel value k in 0..255 scaled to [-1, 1], x = 2k/255 - 1 (Section 3.3). The generated
+# code checks x in [-1, 1]; the derivation's requires checks the grid. The edge values -1
+# and 1, whose bins reach to -inf and inf, are where a decoder is most often wrong: draws
+# hit each a quarter of the time (2 of 256 values otherwise), shrinking to the bin at -1.
+PIXEL = OneOf(tuple(float(value) for value in EIGHT_BIT_GRID), description="2k/255 - 1 for an integer k in [0, 255]",
+              favour=(-1.0, 1.0), constraint=("interval", -1.0, 1.0, True, True))
 
 x, loc = sp.symbols("x loc", real=True)
 scale = sp.Symbol("scale", positive=True)
@@ -527,7 +339,7 @@ discretized_gaussian_logpmf = Derivation(
     kind="likelihood",
     references=[DDPM],
     params=[
-        Param(x, EightBitGrid(), "the data value, a pixel value k scaled to [-1, 1]: x = 2k/255 - 1"),
+        Param(x, PIXEL, "the data value, a pixel value k scaled to [-1, 1]: x = 2k/255 - 1"),
         Param(loc, Real(-2.0, 2.0), "mean of the decoder's Gaussian (the network's prediction)"),
         Param(scale, Positive(1e-4, 10.0), "its standard deviation"),
     ],
@@ -546,9 +358,9 @@ upper_end = lower_end + BIN_WIDTH / scale
 
 decoder_chain = discretized_gaussian_logpmf.define(
     sp.Piecewise(
-        (LogGaussianBinMass(-sp.oo, x + HALF_WIDTH, loc, scale), LOWER_EDGE),
-        (LogGaussianBinMass(x - HALF_WIDTH, sp.oo, loc, scale), UPPER_EDGE),
-        (LogGaussianBinMass(x - HALF_WIDTH, x + HALF_WIDTH, loc, scale), True)),
+        (log_gaussian_mass(-sp.oo, x + HALF_WIDTH, loc, scale), LOWER_EDGE),
+        (log_gaussian_mass(x - HALF_WIDTH, sp.oo, loc, scale), UPPER_EDGE),
+        (log_gaussian_mass(x - HALF_WIDTH, x + HALF_WIDTH, loc, scale), True)),
     "definition (Eq. 13): the Gaussian density integrated over the bin [x - 1/255, x + 1/255], the bin "
     "of x = -1 from -inf and the bin of x = 1 to inf")
 decoder_chain.step(
@@ -585,12 +397,12 @@ def log_bin_mass_by_quadrature(x, loc, scale, digits=30):
     the erf form of the closed form (an equivalent rewrite, which must be verified) is
     log 0 in the far tails, while the enumeration and sampling checks take candidates in
     float64, where a vanishing probability is harmless."""
+    x, loc, scale = (sp.Float(float(value), digits) for value in (x, loc, scale))
+    lower = -sp.oo if x < -1 + HALF_WIDTH else x - HALF_WIDTH
+    upper = sp.oo if x > 1 - HALF_WIDTH else x + HALF_WIDTH
+    # At numbers, log_gaussian_mass evaluates by mpmath quadrature in standard units.
     with mpmath.workdps(digits):
-        x, loc, scale = mpmath.mpf(x), mpmath.mpf(loc), mpmath.mpf(scale)
-        half_width = mpmath.mpf(1) / 255
-        lower = -mpmath.inf if x < -1 + half_width else x - half_width
-        upper = mpmath.inf if x > 1 - half_width else x + half_width
-        return log_standard_normal_mass_by_quadrature((lower - loc) / scale, (upper - loc) / scale)
+        return mpmath.mpf(log_gaussian_mass(lower, upper, loc, scale).evalf(digits))
 
 
 # The mass of all 256 bins is 1 to within 1e-12: beyond the rounding of the logs, the float
@@ -600,3 +412,33 @@ discretized_gaussian_logpmf.add_check(EnumerationCheck(
     clipped_rounded_samples,
     "all 256 values sum to 1; N(loc, scale^2) draws clipped and rounded to the grid (exact binomial cells)",
     variables=("x",), grids=(tuple(EIGHT_BIT_GRID),)))
+
+
+# The usual slips, in a candidate's own words: Eq. 13 with the bin's ends a and b, the edge
+# bins (x = -1 from -inf: log Phi(b); x = 1 to inf: log Phi(-a)) as given, or left out; with
+# upper_tails, a bin at or above loc as Phi(-a) - Phi(-b), as the closed form writes it.
+def decoder_text(half_width="1/255", lower="log(normal_cdf({b}))", upper="log(normal_cdf(-{a}))",
+                 loc="loc", scale="scale", upper_tails=False):
+    a, b = f"(x - {half_width} - {loc})/{scale}", f"(x + {half_width} - {loc})/{scale}"
+    branches = [f"({lower.format(a=a, b=b)}, x < -254/255)"] if lower else []
+    branches += [f"({upper.format(a=a, b=b)}, x > 254/255)"] if upper else []
+    branches += [f"(log(normal_cdf(-{a}) - normal_cdf(-{b})), x >= {loc})"] if upper_tails else []
+    return f"Piecewise({', '.join(branches + [f'(log(normal_cdf({b}) - normal_cdf({a})), True)'])})"
+
+
+def closed_form_text(**changed):
+    """The closed form, with ``loc`` or ``scale`` replaced by the text given."""
+    return decoder_text(lower="log_normal_cdf({b})", upper="log_normal_cdf(-{a})", upper_tails=True, **changed)
+
+
+discretized_gaussian_logpmf.add_slip(decoder_text(lower=None, upper=None), "no edge bins (Phi(b) - Phi(a) everywhere)")
+discretized_gaussian_logpmf.add_slip(decoder_text(lower=None), "no lower edge bin")
+discretized_gaussian_logpmf.add_slip(decoder_text(upper=None), "no upper edge bin")
+discretized_gaussian_logpmf.add_slip(decoder_text(lower="log(1 - normal_cdf({a}))", upper="log(normal_cdf({b}))"),
+                                     "edge extensions swapped")
+discretized_gaussian_logpmf.add_slip(decoder_text("2/255"), "half-width 2/255 (bins 4/255 wide)")
+discretized_gaussian_logpmf.add_slip(decoder_text("1/510"), "half-width 1/510 (bins 1/255 wide)")
+discretized_gaussian_logpmf.add_slip("-(x - loc)**2/(2*scale**2) - log(scale) - log(2*pi)/2 + log(2/255)",
+                                     "the density times the bin width")
+discretized_gaussian_logpmf.add_slip(closed_form_text(scale="sqrt(scale)"), "scale read as the variance")
+discretized_gaussian_logpmf.add_slip(closed_form_text(loc="(-loc)"), "loc with the wrong sign")

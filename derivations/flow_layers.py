@@ -21,15 +21,18 @@ dimension). The empirical checks never use the closed forms: log-determinants of
 complex-step Jacobians (numpy slogdet), scipy's Gaussian densities, counts of pushforward
 samples in boxes, and the change-of-variables integral as a Monte Carlo mean.
 """
+import functools
 import math
 
 import numpy as np
 import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
-from symgen.engine import Derivation, IdentityCheck, MeanCheck, Param, Real, log_normal_pdf
-from symgen.engine import NonZero, jacobian
-from symgen.engine import BoxCheck
+from symgen.engine import (BoxCheck, Derivation, IdentityCheck, MeanCheck, NonZero, Param, Real, jacobian,
+                           lazy_module, log_normal_pdf)
+
+# SciPy is loaded when a check first runs, not when the module is imported.
+stats = lazy_module("scipy.stats")
 
 FLOWS_REFERENCE = ("Papamakarios, Nalisnick, Rezende, Mohamed & Lakshminarayanan (2021), "
                    "Normalizing Flows for Probabilistic Modeling and Inference, JMLR 22, Section 2.1")
@@ -47,8 +50,8 @@ GLOW_ACTNORM_REFERENCE = ("Kingma & Dhariwal (2018), Glow: Generative Flow with 
 # z1, z2: the latent point; x1, x2: the data point.
 z1, z2 = sp.symbols("z1 z2", real=True)
 x1, x2 = sp.symbols("x1 x2", real=True)
-LATENT = [z1, z2]
-DATA = [x1, x2]
+LATENT = (z1, z2)
+DATA = (x1, x2)
 
 
 def log_standard_normal_2d(first, second):
@@ -56,17 +59,28 @@ def log_standard_normal_2d(first, second):
     return log_normal_pdf(first, 0, 1) + log_normal_pdf(second, 0, 1)
 
 
+# Cached: a layer's definition and its next step both need the inverse, solved for once,
+# when the derivation is first derived (never at import).
+@functools.cache
 def inverse_of(components):
     """T^-1: SymPy solves x = T(z) for z (a unique solution is required)."""
     solutions = sp.solve([sp.Eq(x, component) for x, component in zip(DATA, components)], LATENT, dict=True)
     if len(solutions) != 1:
         raise ValueError(f"expected one inverse of {components}, SymPy found {solutions}")
-    return [solutions[0][variable] for variable in LATENT]
+    return tuple(solutions[0][variable] for variable in LATENT)
 
 
 def abs_determinant(matrix):
     """|det matrix|, unevaluated (shown as such; SymPy evaluates it when a step is proved)."""
     return sp.Abs(sp.Determinant(sp.ImmutableMatrix(matrix)), evaluate=False)
+
+
+def change_of_variables_logpdf(forward):
+    """log N(z; 0, I) - log|det dT/dz| at z = T^-1(x), for the layer x = T(z) given by its
+    components ``forward``: SymPy solves for T^-1 and builds dT/dz by Matrix.jacobian."""
+    inverse = inverse_of(forward)
+    jacobian_at_inverse = jacobian(forward, LATENT).subs(dict(zip(LATENT, inverse))).applyfunc(sp.powsimp)
+    return log_standard_normal_2d(*inverse) - sp.log(abs_determinant(jacobian_at_inverse))
 
 
 def complex_step_jacobian(forward, point, step=1e-30):
@@ -125,17 +139,11 @@ affine_coupling_logpdf = Derivation(
     ],
     returns="log p_x(x) in nats, broadcast over the arguments",
 )
-coupling_forward = [z1, z2 * sp.exp(coupling_scale(z1)) + coupling_shift(z1)]
-coupling_inverse = inverse_of(coupling_forward)
-coupling_at_inverse = dict(zip(LATENT, coupling_inverse))
-coupling_jacobian = jacobian(coupling_forward, LATENT)
-assert coupling_jacobian.is_lower, "the coupling's Jacobian must be lower triangular"
+coupling_forward = (z1, z2 * sp.exp(coupling_scale(z1)) + coupling_shift(z1))
 chain = affine_coupling_logpdf.define(
-    log_standard_normal_2d(*coupling_inverse)
-    - sp.log(abs_determinant(coupling_jacobian.subs(coupling_at_inverse).applyfunc(sp.powsimp))),
+    lambda: change_of_variables_logpdf(coupling_forward),
     "definition: change of variables, log p_x(x) = log N(z; 0, I) - log|det dT/dz| at z = T^-1(x); "
-    f"SymPy solves x = T(z) for z = ({coupling_inverse[0]}, {coupling_inverse[1]}) and builds dT/dz "
-    "by Matrix.jacobian")
+    "SymPy solves x = T(z) for z = (x1, (x2 - t(x1)) exp(-s(x1))) and builds dT/dz by Matrix.jacobian")
 chain.step(
     -x1**2 / 2 - (x2 - coupling_shift(x1)) ** 2 * sp.exp(-2 * coupling_scale(x1)) / 2
     - coupling_scale(x1) - sp.log(2 * sp.pi),
@@ -167,6 +175,19 @@ affine_coupling_logpdf.add_check(BoxCheck(
     sample_pushforward(coupling_forward_numeric),
     "pushforward samples of the coupling layer: counts in two boxes (exact binomial)"))
 
+# Usual slips, written from the log-density without its log-det term.
+S = "(s_weight*x1 + s_bias)"
+COUPLING_WITHOUT_LOG_DET = f"-x1**2/2 - (x2 - t_weight*x1 - t_bias)**2*exp(-2*{S})/2 - log(2*pi)"
+affine_coupling_logpdf.add_slip(f"{COUPLING_WITHOUT_LOG_DET} + {S}", "log-det with the wrong sign")
+affine_coupling_logpdf.add_slip(COUPLING_WITHOUT_LOG_DET, "log-det missing")
+affine_coupling_logpdf.add_slip(f"{COUPLING_WITHOUT_LOG_DET} - exp{S}", "log-det exp(s) instead of s")
+affine_coupling_logpdf.add_slip(
+    f"-x1**2/2 - (x2 - t_weight*x1 - t_bias)**2*exp(2*{S})/2 - log(2*pi) - {S}",
+    "multiplied by exp(s) where the inverse divides")
+affine_coupling_logpdf.add_slip(
+    f"-x1**2/2 - (x2*exp(-{S}) - t_weight*x1 - t_bias)**2/2 - log(2*pi) - {S}",
+    "shift removed after unscaling")
+
 
 # --- the planar flow (Rezende & Mohamed 2015) -----------------------------------------
 
@@ -187,11 +208,19 @@ def tanh_through_exp(argument):
     return 2 / (1 + sp.exp(-2 * argument)) - 1
 
 
-# The 2x2 Jacobian, its determinant by the Leibniz formula J11 J22 - J12 J21 (SymPy's det
-# of a matrix of exponentials cancels into a form that expand no longer recognises).
-planar_flow = [z1 + u1 * tanh_through_exp(activation), z2 + u2 * tanh_through_exp(activation)]
-planar_jacobian = jacobian(planar_flow, LATENT)
-tanh_derivative = sp.diff(tanh_through_exp(tanh_argument), tanh_argument)   # 4 e^(-2 s)/(1 + e^(-2 s))^2
+def log_det_2x2(matrix):
+    """log det of a 2x2 matrix by the Leibniz formula J11 J22 - J12 J21 (SymPy's det of a
+    matrix of exponentials cancels into a form that expand no longer recognises)."""
+    return sp.log(matrix[0, 0] * matrix[1, 1] - matrix[0, 1] * matrix[1, 0])
+
+
+def tanh_derivative(argument):
+    """h'(argument) for h = tanh written through exponentials: 4 e^(-2 s)/(1 + e^(-2 s))^2,
+    differentiated by SymPy (when the derivation is derived)."""
+    return sp.diff(tanh_through_exp(tanh_argument), tanh_argument).subs(tanh_argument, argument)
+
+
+planar_flow = (z1 + u1 * tanh_through_exp(activation), z2 + u2 * tanh_through_exp(activation))
 
 # Drawn where |u^T w| <= 1.28, near the invertibility edge u^T w = -1 included, with the
 # activation w^T z + bias reaching +-17, where tanh has saturated: there 1 - tanh^2
@@ -218,12 +247,12 @@ planar_flow_logdet = Derivation(
     returns="log det df/dz (det > 0 for u^T w > -1), for log p_x(f(z)) = log p_z(z) - logdet",
 )
 chain = planar_flow_logdet.define(
-    sp.log(planar_jacobian[0, 0] * planar_jacobian[1, 1] - planar_jacobian[0, 1] * planar_jacobian[1, 0]),
+    lambda: log_det_2x2(jacobian(planar_flow, LATENT)),
     "definition: log det J, J = df/dz by Matrix.jacobian, det J = J11 J22 - J12 J21, with "
     "tanh(s) = 2/(1 + e^(-2 s)) - 1; det J > 0 for u^T w > -1 (>= 0 at u^T w = -1; Appendix A), so "
     "no absolute value is needed")
 chain.step(
-    sp.log(1 + tanh_derivative.subs(tanh_argument, activation) * u_dot_w),
+    lambda previous: sp.log(1 + tanh_derivative(activation) * u_dot_w),
     "J = I + h'(w^T z + bias) u w^T with h' = dtanh/ds (SymPy differentiates), and "
     "det(I + h' u w^T) = 1 + h' u^T w: the matrix determinant lemma (Eq. 12)")
 sech = 2 / (sp.exp(activation) + sp.exp(-activation))
@@ -277,6 +306,15 @@ planar_flow_logdet.add_check(MeanCheck(
     "change of variables: E_z[N(f(z)) exp(logdet(z)) / N(z)] = 1 (Monte Carlo)",
     samples=1_000_000, batches=400, target=lambda **params: 1.0, applies_formula=True))
 
+# Usual slips, in the paper's tanh form: A = w^T z + bias, C = u^T w.
+A, C = "(w1*z1 + w2*z2 + bias)", "(u1*w1 + u2*w2)"
+planar_flow_logdet.add_slip(f"-log(1 + (1 - tanh{A}**2)*{C})", "log-det with the wrong sign")
+planar_flow_logdet.add_slip(f"log(1 + tanh{A}*{C})", "h instead of h' in psi")
+planar_flow_logdet.add_slip(f"log(1 + (1 - tanh{A})*{C})", "h' = 1 - tanh (square forgotten)")
+planar_flow_logdet.add_slip(f"log(1 + {C})", "h' forgotten (the linear layer's lemma)")
+planar_flow_logdet.add_slip(f"log(1 + (1 - tanh(w1*z1 + w2*z2)**2)*{C})", "bias left out of psi")
+planar_flow_logdet.add_slip(f"log(1 + (1 - tanh{A}**2)*(u1**2 + u2**2))", "u^T u for u^T w")
+
 
 # --- the invertible linear layer (Glow) -----------------------------------------------
 
@@ -310,15 +348,13 @@ linear_flow_logpdf = Derivation(
                "x = W z + b is not invertible and has no density")],
     returns="log p_x(x) in nats, broadcast over the arguments",
 )
-linear_forward = list(weight_matrix * sp.Matrix(LATENT) + sp.Matrix([b1, b2]))
-linear_inverse = inverse_of(linear_forward)
+linear_forward = tuple(weight_matrix * sp.Matrix(LATENT) + sp.Matrix([b1, b2]))
 chain = linear_flow_logpdf.define(
-    log_standard_normal_2d(*linear_inverse)
-    - sp.log(abs_determinant(jacobian(linear_forward, LATENT))),
+    lambda: change_of_variables_logpdf(linear_forward),
     "definition: change of variables, log p_x(x) = log N(z; 0, I) - log|det dT/dz| at z = T^-1(x); "
     "SymPy solves the linear system W z + b = x, and Matrix.jacobian gives dT/dz = W")
 chain.step(
-    log_standard_normal_2d(*linear_inverse) - sp.log(sp.Abs(determinant_w)),
+    lambda previous: log_standard_normal_2d(*inverse_of(linear_forward)) - sp.log(sp.Abs(determinant_w)),
     "det W = w11 w22 - w12 w21; the Jacobian is the same at every z (Glow: log|det W| per pixel)")
 inverse_numerators = [w22 * (x1 - b1) - w12 * (x2 - b2), w11 * (x2 - b2) - w21 * (x1 - b1)]
 chain.step(
@@ -334,8 +370,6 @@ def linear_forward_numeric(first, second, w11, w12, w21, w22, b1, b2, **_):
 def linear_by_scipy(x1, x2, w11, w12, w21, w22, b1, b2):
     # A linear map of N(0, I) is N(b, W W^T): scipy's multivariate normal density
     # (its own eigendecomposition of the covariance) shares nothing with the Jacobian route.
-    from scipy import stats
-
     matrix = np.array([[w11, w12], [w21, w22]])
     return float(stats.multivariate_normal(mean=[b1, b2], cov=matrix @ matrix.T).logpdf([x1, x2]))
 
@@ -346,6 +380,23 @@ linear_flow_logpdf.add_check(IdentityCheck(
 linear_flow_logpdf.add_check(BoxCheck(
     sample_pushforward(linear_forward_numeric),
     "pushforward samples W z + b: counts in two boxes (exact binomial)"))
+
+# Usual slips, written from the log-density without its log-det term.
+DET_W = "(w11*w22 - w12*w21)"
+LINEAR_WITHOUT_LOG_DET = (f"-((w22*(x1 - b1) - w12*(x2 - b2))**2 + (w11*(x2 - b2) - w21*(x1 - b1))**2)"
+                          f"/(2*{DET_W}**2) - log(2*pi)")
+linear_flow_logpdf.add_slip(f"{LINEAR_WITHOUT_LOG_DET} + log(Abs{DET_W})", "log-det with the wrong sign")
+linear_flow_logpdf.add_slip(LINEAR_WITHOUT_LOG_DET, "log-det missing")
+# Right where det W > 0: only a W that flips orientation shows the slip.
+linear_flow_logpdf.add_slip(f"{LINEAR_WITHOUT_LOG_DET} - log{DET_W}", "log-det without the absolute value")
+linear_flow_logpdf.add_slip(f"{LINEAR_WITHOUT_LOG_DET} - log({DET_W}**2)", "log det(W^T W) without the 1/2")
+linear_flow_logpdf.add_slip(
+    f"-((w11*x1 + w12*x2 + b1)**2 + (w21*x1 + w22*x2 + b2)**2)/2 - log(2*pi) - log(Abs{DET_W})",
+    "the forward map where the inverse belongs")
+linear_flow_logpdf.add_slip(
+    f"-((w11*(x1 - b1) + w21*(x2 - b2))**2 + (w12*(x1 - b1) + w22*(x2 - b2))**2)/2 - log(2*pi)"
+    f" - log(Abs{DET_W})",
+    "W^T for W^-1 (as if W were orthogonal)")
 
 
 # --- the elementwise affine layer (Glow's actnorm) --------------------------------------
@@ -371,15 +422,13 @@ elementwise_affine_logpdf = Derivation(
               (sp.Ne(a2, 0), "argument 'a2' must be nonzero: x = a * z + b is not invertible when a scale is 0")],
     returns="log p_x(x) in nats, broadcast over the arguments",
 )
-elementwise_forward = [a1 * z1 + b1, a2 * z2 + b2]
-elementwise_inverse = inverse_of(elementwise_forward)
+elementwise_forward = (a1 * z1 + b1, a2 * z2 + b2)
 chain = elementwise_affine_logpdf.define(
-    log_standard_normal_2d(*elementwise_inverse)
-    - sp.log(abs_determinant(jacobian(elementwise_forward, LATENT))),
+    lambda: change_of_variables_logpdf(elementwise_forward),
     "definition: change of variables, log p_x(x) = log N(z; 0, I) - log|det dT/dz| at z = T^-1(x); "
     "SymPy solves for z and Matrix.jacobian gives dT/dz = diag(a1, a2)")
 chain.step(
-    log_standard_normal_2d(*elementwise_inverse) - sp.log(sp.Abs(a1) * sp.Abs(a2)),
+    lambda previous: log_standard_normal_2d(*inverse_of(elementwise_forward)) - sp.log(sp.Abs(a1) * sp.Abs(a2)),
     "the Jacobian is diagonal, det = a1 a2, and |a1 a2| = |a1| |a2|")
 chain.step(
     -(x1 - b1) ** 2 / (2 * a1**2) - (x2 - b2) ** 2 / (2 * a2**2)
@@ -399,8 +448,6 @@ def elementwise_forward_numeric(first, second, a1, a2, b1, b2, **_):
 
 def elementwise_by_scipy(x1, x2, a1, a2, b1, b2):
     # Coordinates are independent normals N(b_i, a_i^2): scipy's univariate log densities.
-    from scipy import stats
-
     return float(stats.norm.logpdf(x1, b1, abs(a1)) + stats.norm.logpdf(x2, b2, abs(a2)))
 
 
@@ -409,3 +456,14 @@ elementwise_affine_logpdf.add_check(IdentityCheck(
 elementwise_affine_logpdf.add_check(BoxCheck(
     sample_pushforward(elementwise_forward_numeric),
     "pushforward samples a * z + b: counts in two boxes (exact binomial)"))
+
+# Usual slips, written from the log-density without its log-det term.
+ELEMENTWISE_WITHOUT_LOG_DET = "-((x1 - b1)/a1)**2/2 - ((x2 - b2)/a2)**2/2 - log(2*pi)"
+elementwise_affine_logpdf.add_slip(f"{ELEMENTWISE_WITHOUT_LOG_DET} + log(Abs(a1)) + log(Abs(a2))",
+                                   "log-det with the wrong sign")
+elementwise_affine_logpdf.add_slip(ELEMENTWISE_WITHOUT_LOG_DET, "log-det missing")
+elementwise_affine_logpdf.add_slip(f"{ELEMENTWISE_WITHOUT_LOG_DET} - log(a1) - log(a2)",
+                                   "log-det without the absolute value")
+elementwise_affine_logpdf.add_slip(f"{ELEMENTWISE_WITHOUT_LOG_DET} - log(Abs(a1))", "one scale's log-det forgotten")
+elementwise_affine_logpdf.add_slip(f"{ELEMENTWISE_WITHOUT_LOG_DET} - log(a1**2) - log(a2**2)",
+                                   "variances for scales in the log-det")

@@ -18,9 +18,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from symgen.engine import Derivation, IdentityCheck, Param, Real, log_normal_pdf
-from symgen.engine import NonZero, pushforward
-from symgen.engine import DensityCheck
+from symgen.engine import DensityCheck, Derivation, IdentityCheck, NonZero, Param, Real, log_normal_pdf, pushforward
 
 FLOWS_REFERENCE = ("Papamakarios, Nalisnick, Rezende, Mohamed & Lakshminarayanan (2021), "
                    "Normalizing Flows for Probabilistic Modeling and Inference, JMLR 22, Section 2.1")
@@ -57,15 +55,21 @@ def standard_normal_cdf(u):
     return (1 + sp.erf(u / sp.sqrt(2))) / 2
 
 
-# The change of variables is derived where it exists, for a != 0.
-change = pushforward(a_nonzero * z + b, z, x, log_normal_pdf(z, 0, 1))
+@functools.cache
+def affine_change():
+    """The law of x = a z + b, z ~ N(0, 1), by the engine's change of variables: SymPy
+    solves for the inverse T^-1(x) and differentiates it. Derived where it exists, for
+    a != 0; computed once, when the derivation is first derived."""
+    return pushforward(a_nonzero * z + b, z, x, log_normal_pdf(z, 0, 1))
+
+
 chain = affine_flow_logpdf.define(
     sp.log(sp.Abs(sp.Subs(sp.Derivative(standard_normal_cdf((t - b) / a), t), t, x))),
     "definition: p_x = dP(x' <= x)/dx, and P(a z + b <= x) is Phi((x - b)/a) for a > 0, "
     "1 - Phi((x - b)/a) for a < 0: either way p_x(x) = |d Phi((x - b)/a)/dx|")
 chain.step(
-    change.logpdf.subs(a_nonzero, a),
-    f"chain rule with the inverse z = {change.inverse} that SymPy solves for (a != 0): "
+    lambda previous: affine_change().logpdf.subs(a_nonzero, a),
+    "chain rule with the inverse z = (x - b)/a that SymPy solves for (a != 0): "
     "log p_z(T^-1(x)) + log|dT^-1/dx|")
 chain.step(
     -(x - b) ** 2 / (2 * a**2) - sp.log(sp.Abs(a)) - sp.log(2 * sp.pi) / 2,
@@ -106,6 +110,16 @@ affine_flow_logpdf.add_check(IdentityCheck(
 affine_flow_logpdf.add_check(DensityCheck(
     sample_affine_flow, "pushforward samples b + a z against the density (mass, KS, interval)",
     samples=200_000))
+
+# --- the usual slips --------------------------------------------------------------------
+
+TEXTBOOK_WITHOUT_JACOBIAN = "-(x - b)**2/(2*a**2) - log(2*pi)/2"
+affine_flow_logpdf.add_slip(TEXTBOOK_WITHOUT_JACOBIAN + " + log(Abs(a))", "Jacobian term with the wrong sign")
+affine_flow_logpdf.add_slip(TEXTBOOK_WITHOUT_JACOBIAN, "Jacobian term missing")
+# Right for a > 0: only a negative a (a flipped line) shows the slip.
+affine_flow_logpdf.add_slip(TEXTBOOK_WITHOUT_JACOBIAN + " - log(a)", "Jacobian term without the absolute value")
+affine_flow_logpdf.add_slip("-(a*x + b)**2/2 - log(2*pi)/2 - log(Abs(a))",
+                            "the forward map where the inverse belongs")
 
 
 def draw_pushforward_density(axes):

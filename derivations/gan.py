@@ -35,11 +35,15 @@ import math
 import mpmath
 import numpy as np
 import sympy as sp
-from scipy import optimize, special, stats
 from sympy.codegen.cfunctions import log1p
 
-from symgen.engine import Derivation, IdentityCheck, Interval, Param, Positive, Real
-from symgen.engine import softplus
+from symgen.engine import (ArgMax, Derivation, IdentityCheck, Interval, Param, Positive, Real, lazy_module,
+                           sigmoid, softplus)
+
+# SciPy is loaded when a check first runs, not when the module is imported.
+optimize = lazy_module("scipy.optimize")
+special = lazy_module("scipy.special")
+stats = lazy_module("scipy.stats")
 
 REFERENCES = [
     "Goodfellow et al. (2014), Generative Adversarial Nets, Eq. 1 (the value function) and Section 3 "
@@ -51,10 +55,6 @@ OPTIMUM_REFERENCES = [
     "Goodfellow et al. (2014), Generative Adversarial Nets, Proposition 1 (the optimal discriminator) "
     "and Theorem 1 with its proof, Eq. 6 (C(G) = -log 4 + 2 JSD(p_data || p_g))",
 ]
-
-def sigmoid(x):
-    return 1 / (1 + sp.exp(-x))
-
 
 half = sp.Rational(1, 2)
 label = sp.Symbol("label", real=True)
@@ -118,23 +118,23 @@ gan_losses.add_check(IdentityCheck(
     "non-saturating J_G from scipy.stats.bernoulli log-likelihoods", output="generator_non_saturating",
     rtol=1e-12))
 
+# The usual slip: the minimax generator's term log(1 - D(G(z))) kept for the non-saturating cost.
+gan_losses.add_slip("log(1 - d_fake)/2", "log(1 - d_fake)/2, the minimax term, for -log(d_fake)/2",
+                    output="generator_non_saturating")
+
 # --- the costs and the generator's gradients in logit form ------------------------------------
 
 logit_real, logit_fake = sp.symbols("logit_real logit_fake", real=True)
 
 
-class Logit(Real):
-    """A logit (any finite real). Hypothesis draws (checks, accuracy) come from [low, high]:
-    candidates handed to ``symgen check`` are evaluated at 30 digits, where the textbook
-    log(1 + e^-logit) keeps 17 digits at |logit| = 30 and none past 69, so the draws stop
-    at 30 (tests/test_gan.py checks the float64 edges, |logit| up to 700, against mpmath
-    directly). The engine's numeric spot checks of the steps evaluate at 30-digit inputs
-    and a 1e-25 tolerance, relative to costs as small as 1e-13; their points (``sample``)
-    come from [-10, 10], where the cost is above 4e-5."""
-
-    def sample(self, rng, dimensions):
-        return float(rng.uniform(max(self.low, -10.0), min(self.high, 10.0)))
-
+# Logits are any finite reals. Hypothesis draws them (checks, accuracy) from [-30, 30]:
+# candidates handed to ``symgen check`` are evaluated at 30 digits, where the textbook
+# log(1 + e^-logit) keeps 17 digits at |logit| = 30 and none past 69, so the draws stop at 30
+# (tests/test_gan.py checks the float64 edges, |logit| up to 700, against mpmath directly).
+# The engine's numeric spot checks of the steps evaluate at 30-digit inputs and a 1e-25
+# tolerance, relative to costs as small as 1e-13; their points come from [-10, 10]
+# (sample_within), where the cost is above 4e-5.
+LOGIT = Real(-30, 30, sample_within=(-10, 10))
 
 gan_losses_logits = Derivation(
     "gan_losses_logits",
@@ -145,11 +145,12 @@ gan_losses_logits = Derivation(
     kind="adversarial",
     references=REFERENCES,
     params=[
-        Param(logit_real, Logit(-30, 30), "discriminator's logit on a real sample (D(x) = sigmoid(logit))"),
-        Param(logit_fake, Logit(-30, 30), "discriminator's logit on a generated sample"),
+        Param(logit_real, LOGIT, "discriminator's logit on a real sample (D(x) = sigmoid(logit))"),
+        Param(logit_fake, LOGIT, "discriminator's logit on a generated sample"),
     ],
 )
 at_logits = {d_real: sigmoid(logit_real), d_fake: sigmoid(logit_fake)}
+textbook_costs = {}        # each cost's closed form, which the gradients below differentiate
 
 for output, textbook, stable, doc in [
     ("discriminator",
@@ -177,6 +178,7 @@ for output, textbook, stable, doc in [
         chain.step(textbook, "-log sigmoid(l) = log(1 + e^-l) and -log(1 - sigmoid(l)) = log(1 + e^l)")
     chain.stable(stable, "softplus(x) = log(1 + e^x), computed as log1p(e^x) and as x itself above 33.3: "
                          "no overflow of e^x and no log(0) where sigmoid rounds to 0 or 1")
+    textbook_costs[output] = textbook
 
 slope_variable = sp.Symbol("t", real=True)
 for output, cost, gradient, doc in [
@@ -190,12 +192,11 @@ for output, cost, gradient, doc in [
     # d/dt cost(t) at t = logit_fake: a dummy differentiation variable, so the point can be
     # substituted by a number.
     chain = gan_losses_logits.define(
-        sp.Subs(sp.Derivative(gan_losses_logits.output(cost).closed_form.xreplace({logit_fake: slope_variable}),
-                              slope_variable), slope_variable, logit_fake),
+        sp.Subs(sp.Derivative(textbook_costs[cost].xreplace({logit_fake: slope_variable}), slope_variable),
+                slope_variable, logit_fake),
         f"definition: the gradient of the {cost.replace('_', ' ')} cost with respect to the fake "
         "sample's logit", output=output, doc=doc)
-    chain.step(sp.simplify(sp.diff(gan_losses_logits.output(cost).closed_form, logit_fake)),
-               "SymPy differentiates")
+    chain.step(lambda previous: sp.simplify(previous.doit()), "SymPy differentiates")
     chain.step(gradient, "= -sigmoid(logit_fake)/2 (minimax) or -sigmoid(-logit_fake)/2 "
                          "(non-saturating): the textbook form")
     sign = 1 if output == "generator_minimax_grad" else -1
@@ -240,49 +241,10 @@ gan_losses_logits.add_check(IdentityCheck(
 
 # --- the optimal discriminator ------------------------------------------------------------------
 
-
-class Maximiser(sp.Expr):
-    """argmax over ``variable`` of ``objective``, kept unevaluated; ``doit`` solves the
-    stationarity condition with SymPy and requires a unique stationary point with a
-    negative second derivative (a strict maximum of a concave objective)."""
-
-    def __new__(cls, objective, variable):
-        return sp.Expr.__new__(cls, sp.sympify(objective), variable)
-
-    objective = property(lambda self: self.args[0])
-    variable = property(lambda self: self.args[1])
-
-    @property
-    def free_symbols(self):
-        return self.objective.free_symbols - {self.variable}
-
-    def doit(self, **hints):
-        # Numbers (from a numeric spot check) are solved for as symbols and put back after,
-        # so the solution keeps their full precision instead of SymPy's float solver's.
-        numbers = {value: sp.Dummy(positive=bool(value > 0), real=True)
-                   for value in self.objective.atoms(sp.Float)}
-        objective = self.objective.doit(**hints).xreplace(numbers)
-        stationary = sp.solve(sp.diff(objective, self.variable), self.variable)
-        if len(stationary) != 1:
-            raise ValueError(f"expected one stationary point of {objective}, found {stationary}")
-        point = sp.simplify(stationary[0])
-        curvature = sp.simplify(sp.diff(objective, self.variable, 2).subs(self.variable, point))
-        if curvature.is_negative is not True:
-            raise ValueError(f"the stationary point {point} is not shown to be a maximum ({curvature})")
-        return point.xreplace({symbol: value for value, symbol in numbers.items()})
-
-    def _latex(self, printer):
-        return (rf"\operatorname*{{arg\,max}}_{{{printer._print(self.variable)}}}"
-                rf"\left[{printer._print(self.objective)}\right]")
-
-    def _sympystr(self, printer):
-        return f"argmax_{printer._print(self.variable)}[{printer._print(self.objective)}]"
-
-
 p_data, p_g = sp.symbols("p_data p_g", positive=True)
 discriminator = sp.Symbol("D", positive=True)
 pointwise_objective = p_data * sp.log(discriminator) + p_g * sp.log(1 - discriminator)
-optimum = Maximiser(pointwise_objective, discriminator)
+optimum = ArgMax(pointwise_objective, discriminator)
 mixture = (p_data + p_g) / 2
 
 gan_optimal_discriminator = Derivation(
@@ -334,7 +296,8 @@ def maximise_numerically(p_data, p_g):
     """The maximiser of p_data log D + p_g log(1 - D) over (0, 1), by Brent's root finder on
     its derivative p_data/D - p_g/(1 - D), which falls from +inf to -inf."""
     slope = lambda d: p_data / d - p_g / (1 - d)   # noqa: E731
-    return optimize.brentq(slope, 1e-300, 1 - 2**-53, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500)
+    return optimize.brentq(slope, 1e-300, 1 - 2**-53, xtol=1e-300, rtol=4 * np.finfo(float).eps,
+                                 maxiter=500)
 
 
 def numerical_logit(p_data, p_g):

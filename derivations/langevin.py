@@ -22,11 +22,13 @@ Ermon 2019 use it to sample from learned scores).
 """
 import math
 
-import numpy as np
+import mpmath
 import sympy as sp
-from scipy import optimize, stats
 
-from symgen.engine import Derivation, DistributionCheck, IdentityCheck, Param, Positive
+from symgen.engine import Derivation, DistributionCheck, IdentityCheck, Param, Positive, lazy_module
+
+# SciPy is loaded when a check first runs, not when the module is imported.
+stats = lazy_module("scipy.stats")
 
 scale = sp.Symbol("scale", positive=True)
 eta = sp.Symbol("eta", positive=True)
@@ -54,9 +56,10 @@ langevin_stationary_var = Derivation(
 )
 
 contraction = 1 - eta / scale**2          # x' - loc = contraction (x - loc) + sqrt(2 eta) xi
-fixed_points = sp.solve(sp.Eq(v, contraction**2 * v + 2 * eta), v)
+variance_map = sp.Eq(v, contraction**2 * v + 2 * eta)
 (langevin_stationary_var
- .define(fixed_points[0],
+ # The map is linear in v: one fixed point, solved for when the derivation is derived.
+ .define(lambda: sp.solve(variance_map, v)[0],
          "stationarity: x and xi are independent, so Var[x'] = (1 - eta/scale^2)^2 Var[x] + 2 eta; "
          "the stationary variance v is the fixed point of this map (SymPy solve)")
  .step(scale**2 / (1 - eta / (2 * scale**2)),
@@ -70,16 +73,20 @@ fixed_points = sp.solve(sp.Eq(v, contraction**2 * v + 2 * eta), v)
 
 
 def fixed_point_by_root_search(scale, eta):
-    """The fixed point of v -> (1 - eta/scale^2)^2 v + 2 eta, by bracketing root search."""
-    contraction_squared = (1 - eta / scale**2) ** 2
+    """The fixed point of v -> (1 - eta/scale^2)^2 v + 2 eta, by bracketing root search
+    (mpmath's Illinois method at 50 digits, from the exact float inputs): accurate up to
+    the stability edge eta -> 2 scale^2, where 1 - (1 - eta/scale^2)^2 cancels in float64."""
+    with mpmath.workdps(50):
+        scale, eta = mpmath.mpf(scale), mpmath.mpf(eta)
+        contraction_squared = (1 - eta / scale**2) ** 2
 
-    def excess(variance):
-        return contraction_squared * variance + 2 * eta - variance
+        def excess(variance):
+            return contraction_squared * variance + 2 * eta - variance
 
-    high = 2 * eta
-    while excess(high) > 0:        # the map pushes up until the fixed point is passed
-        high *= 2
-    return optimize.brentq(excess, 0.0, high, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500)
+        high = 2 * eta
+        while excess(high) > 0:        # the map pushes up until the fixed point is passed
+            high *= 2
+        return float(mpmath.findroot(excess, (mpmath.mpf(0), high), solver="illinois"))
 
 
 def run_langevin_chains(rng, n, scale, eta):
@@ -99,10 +106,10 @@ def run_langevin_chains(rng, n, scale, eta):
     return x
 
 
-# The root search is a deterministic route good to a few ulps; it carries the power against
+# The root search is a deterministic route good to 50 digits; it carries the power against
 # small slips (a 1% error is 1e8 times the tolerance).
 langevin_stationary_var.add_check(IdentityCheck(
-    fixed_point_by_root_search, "fixed point of one step's variance map by root search (scipy brentq)",
+    fixed_point_by_root_search, "fixed point of one step's variance map by root search (mpmath, 50 digits)",
     rtol=1e-10))
 # 10^5 chains resolve the variance to ~0.45% (standard error), enough to refute any gross
 # slip by running the dynamics itself; KS tests the whole stationary law.
@@ -112,6 +119,13 @@ langevin_stationary_var.add_check(DistributionCheck(
     "final states of Langevin chains run step by step (to within 1e-5 of stationarity) vs "
     "N(0, v): KS, mean and variance",
     outputs=("langevin_stationary_var",), samples=100_000))
+
+# --- the usual slips ------------------------------------------------------------------------
+
+langevin_stationary_var.add_slip("scale**2", "no discretisation bias: the target's variance")
+langevin_stationary_var.add_slip("scale**2 + eta/2", "the first-order bias only")
+langevin_stationary_var.add_slip("scale**2/(1 - eta/scale**2)", "the factor 2 lost")
+langevin_stationary_var.add_slip("scale/(1 - eta/(2*scale**2))", "the scale for the variance")
 
 
 def draw_stationary_variance_against_eta(axes):

@@ -29,13 +29,18 @@ Checks that do not use the closed form: Stein's identity E_p[s f + f'] = 0 (Hyva
 Theorem 1) by Monte Carlo on draws from the components, and a central difference of the
 log of the mixture density at 80 digits with mpmath.
 """
+
+import math
+
 import mpmath
 import numpy as np
 import sympy as sp
-from scipy import special, stats
 
-from symgen.engine import (Derivation, IdentityCheck, Interval, MeanCheck, Param, Positive, Real,
-                           log_normal_pdf)
+from symgen.engine import (Derivation, IdentityCheck, Interval, MeanCheck, Param, Positive, Real, lazy_module,
+                           log_normal_pdf, sigmoid)
+
+# SciPy is loaded when a check first runs, not when the module is imported.
+special = lazy_module("scipy.special")
 
 HYVARINEN = ("Hyvarinen (2005), Estimation of Non-Normalized Statistical Models by Score Matching, "
              "Sec. 2 (the score psi = grad_x log p) and Theorem 1 (integration by parts)")
@@ -70,48 +75,6 @@ score_mixture = Derivation(
     ],
     returns="the score, broadcast over the arguments",
 )
-
-
-# --- the logistic function, for the closed form --------------------------------------------
-
-
-class sigmoid(sp.Function):
-    """The logistic function sigma(t) = 1/(1 + e^-t), as a SymPy function of its own.
-
-    It keeps the closed form in terms of sigma(t) under SymPy's rewrites (``expand`` would
-    otherwise split e^-t into a product of exponentials of the quadratics, which overflow in
-    float64 where their product does not), so a rewritten candidate can be run on samples.
-    Its meaning for the proofs is the textbook form (``doit``); it evaluates as
-    exp(-logaddexp(0, -t)) in NumPy and as 1/(1 + e^-t) in mpmath. The generated code does
-    not use it: its stable form below is printed from exp and sign alone.
-    """
-
-    nargs = 1
-
-    def doit(self, deep=True, **hints):
-        argument = self.args[0].doit(deep=deep, **hints) if deep else self.args[0]
-        return 1 / (1 + sp.exp(-argument))
-
-    def fdiff(self, argindex=1):
-        return sigmoid(self.args[0]) * sigmoid(-self.args[0])
-
-    def _eval_is_real(self):
-        return self.args[0].is_real
-
-    def _eval_evalf(self, prec):
-        t = self.args[0]._to_mpmath(prec)
-        with mpmath.workprec(prec + 20):
-            return sp.Float(1 / (1 + mpmath.exp(-t)), mpmath.libmp.prec_to_dps(prec))
-
-    def _numpycode(self, printer, **kwargs):
-        return f"numpy.exp(-numpy.logaddexp(0.0, -({printer._print(self.args[0])})))"
-
-    def _mpmathcode(self, printer, **kwargs):
-        return f"(1/(1 + exp(-({printer._print(self.args[0])}))))"
-
-    def _latex(self, printer, exp=None):
-        body = rf"\sigma\left({printer._print(self.args[0])}\right)"
-        return body if exp is None else rf"{body}^{{{exp}}}"
 
 
 # --- the chain ----------------------------------------------------------------------------
@@ -152,8 +115,6 @@ factors = (sp.exp(log_odds * (1 - sp.sign(log_odds)) / 2), sp.exp(-log_odds * (1
          "sigma(t) = e^(t/2)/(e^(t/2) + e^(-t/2)); multiply numerator and denominator by e^(-|t|/2): the "
          "exponents become min(t, 0) and min(-t, 0), written t (1 - sgn t)/2 and -t (1 + sgn t)/2, both "
          "<= 0 and one of them 0, so nothing overflows, nothing is 0/0, and the denominator lies in [1, 2]"))
-# `symgen check score_mixture "..."` may write the logistic function as sigmoid(t).
-score_mixture.candidate_functions = {"sigmoid": sigmoid}
 
 
 # --- empirical checks ---------------------------------------------------------------------
@@ -198,8 +159,10 @@ def stein_mixture(rng, n, formula, x, weight, loc1, scale1, loc2, scale2):
     for own_weight, loc, scale, other_loc, other_scale in ((weight, loc1, scale1, loc2, scale2),
                                                            (1 - weight, loc2, scale2, loc1, scale1)):
         draws = equal_mixture_draws(rng, n // 2, loc1, scale1, loc2, scale2)
-        # N_k/q = 2/(1 + N_j/N_k), from the log densities so that nothing underflows.
-        log_ratio = stats.norm.logpdf(draws, other_loc, other_scale) - stats.norm.logpdf(draws, loc, scale)
+        # N_k/q = 2/(1 + N_j/N_k), from the log densities so that nothing underflows (their
+        # common constant log sqrt(2 pi) cancels).
+        log_ratio = (((draws - loc) / scale) ** 2 - ((draws - other_loc) / other_scale) ** 2) / 2 \
+            + math.log(scale / other_scale)
         importance = 2 * special.expit(-log_ratio)
         score = formula(x=draws, weight=weight, loc1=loc1, scale1=scale1, loc2=loc2, scale2=scale2)
         if not np.all(np.isfinite(score)):
@@ -248,3 +211,29 @@ score_mixture.add_check(MeanCheck(
 score_mixture.add_check(IdentityCheck(
     finite_difference_mixture, "central difference of the mpmath mixture log density (80 digits)",
     rtol=1e-9, atol=1e-9))
+
+
+# --- the usual slips ----------------------------------------------------------------------
+
+# The log-odds of the first component in the argument names, and the slips written in the
+# sigmoid form of the right answer, which stays finite in float64 on the Stein check's draws.
+LOG_ODDS = ("log(weight) - log(1 - weight) - log(scale1) + log(scale2) - (x - loc1)**2/(2*scale1**2) "
+            "+ (x - loc2)**2/(2*scale2**2)")
+UNWEIGHTED = "- log(scale1) + log(scale2) - (x - loc1)**2/(2*scale1**2) + (x - loc2)**2/(2*scale2**2)"
+
+
+def sigmoid_form(log_odds, first="-(x - loc1)/scale1**2", second="-(x - loc2)/scale2**2"):
+    """The responsibility-weighted scores with r1 = sigmoid(log_odds), as a candidate string."""
+    return f"({first})*sigmoid({log_odds}) + ({second})*sigmoid(-({log_odds}))"
+
+
+score_mixture.add_slip(sigmoid_form(LOG_ODDS, "(x - loc1)/scale1**2", "(x - loc2)/scale2**2"), "sign flipped")
+score_mixture.add_slip(sigmoid_form(LOG_ODDS, "-(x - loc1)", "-(x - loc2)"), "missing 1/scale^2")
+score_mixture.add_slip("-(x - loc1)/(2*scale1**2) - (x - loc2)/(2*scale2**2)",
+                       "unweighted average of the component scores")
+score_mixture.add_slip(sigmoid_form(UNWEIGHTED), "responsibilities without the weights")
+score_mixture.add_slip(sigmoid_form(f"-log(weight) + log(1 - weight) {UNWEIGHTED}"),
+                       "weights on the wrong components")
+score_mixture.add_slip(sigmoid_form("log(weight) - log(1 - weight) - (x - loc1)**2/(2*scale1**2) "
+                                    "+ (x - loc2)**2/(2*scale2**2)"),
+                       "densities without their 1/scale")

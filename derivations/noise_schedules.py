@@ -34,15 +34,14 @@ continuous-time models; for DDPM's discrete steps, take the running product of (
 """
 import functools
 import math
-from dataclasses import dataclass, field
 
 import mpmath
 import numpy as np
 import sympy as sp
 from sympy.codegen.cfunctions import expm1
 
-from symgen.engine import Derivation, DerivationError, IdentityCheck, Interval, Param, Positive
-from symgen.engine import Outcome
+from symgen.engine import (Derivation, DerivationError, IdentityCheck, Interval, Lemma, Param, Positive, minimum,
+                           sin_product, special_function)
 
 NICHOL = "Nichol & Dhariwal (2021), Improved Denoising Diffusion Probabilistic Models"
 KINGMA = ("Kingma, Salimans, Poole & Ho (2021), Variational Diffusion Models, Eq. 2 (SNR(t) = alpha_t^2/sigma_t^2; "
@@ -51,86 +50,12 @@ DDPM = "Ho, Jain & Abbeel (2020), Denoising Diffusion Probabilistic Models"
 SONG = ("Song, Sohl-Dickstein, Kingma, Kumar, Ermon & Poole (2021), Score-Based Generative Modeling through "
         "Stochastic Differential Equations")
 
-
-# --- symbolic vocabulary ------------------------------------------------------------------
-
-
-class clipped(sp.Function):
-    """min(value, ceiling): a clip kept unevaluated, so SymPy proves a rewrite of ``value``
-    inside it without deciding inequalities between trigonometric expressions."""
-
-    nargs = 2
-
-    def _eval_evalf(self, prec):
-        value, ceiling = (arg.evalf(mpmath.libmp.prec_to_dps(prec)) for arg in self.args)
-        if not (value.is_number and ceiling.is_number):
-            return None
-        return sp.Min(value, ceiling).evalf(mpmath.libmp.prec_to_dps(prec))
-
-    # How each backend prints it (symgen's generated code, ``symgen export``, mpmath references).
-    def _numpycode(self, printer):       # numpy.minimum (jax.numpy.minimum) broadcasts, keeps float32
-        minimum = printer._module_format(f"{printer._module}.minimum")
-        return f"{minimum}({printer._print(self.args[0])}, {printer._print(self.args[1])})"
-
-    _jaxcode = _numpycode
-
-    def _torchcode(self, printer):
-        clamp = printer._module_format("torch.clamp")
-        return f"{clamp}({printer._print(self.args[0])}, max={printer._print(self.args[1])})"
-
-    def _mpmathcode(self, printer):
-        return f"min({printer._print(self.args[0])}, {printer._print(self.args[1])})"
-
-    def _latex(self, printer, exp=None):
-        body = rf"\min\left({printer._print(self.args[0])}, {printer._print(self.args[1])}\right)"
-        return body if exp is None else rf"\left({body}\right)^{{{exp}}}"
-
-
-@functools.lru_cache(maxsize=1)
-def prove_difference_of_squares() -> str:
-    """sin(a + b) sin(a - b) = sin^2 a - sin^2 b, proved by SymPy for symbols a and b.
-
-    (SymPy's simplifier proves it for symbols in a fraction of a second, but not for the
-    schedule's angles, sums of multiples of pi, t/T and 1/T: hence the lemma.)"""
-    a, b = sp.symbols("a b", real=True)
-    if sp.simplify(sp.sin(a + b) * sp.sin(a - b) - (sp.sin(a) ** 2 - sp.sin(b) ** 2)) != 0:
-        raise DerivationError("sin(a + b) sin(a - b) = sin^2 a - sin^2 b: not proved")
-    return "sin(a + b) sin(a - b) = sin^2 a - sin^2 b proved by SymPy for symbols a, b"
-
-
-class sin_product(sp.Function):
-    """sin(x) sin(y): the product a stable rewrite evaluates, with x and y formed directly
-    (no cancelling difference of angles). For a proof, ``doit`` gives its meaning as a
-    difference of squares, sin^2((x + y)/2) - sin^2((x - y)/2), by the lemma SymPy proves in
-    :func:`prove_difference_of_squares`; at numbers it gives the product itself, so a step's
-    numeric spot check compares two different computations."""
-
-    nargs = 2
-
-    def doit(self, **hints):
-        x, y = (arg.doit(**hints) for arg in self.args) if hints.get("deep", True) else self.args
-        if x.is_number and y.is_number:
-            return sp.sin(x) * sp.sin(y)
-        prove_difference_of_squares()
-        return sp.sin((x + y) / 2) ** 2 - sp.sin((x - y) / 2) ** 2
-
-    def _eval_evalf(self, prec):
-        x, y = self.args
-        if not (x.is_number and y.is_number):
-            return None
-        return (sp.sin(x) * sp.sin(y)).evalf(mpmath.libmp.prec_to_dps(prec))
-
-    def _numpycode(self, printer):
-        """The product, printed by the backend's own printer (NumPy, JAX, PyTorch, mpmath)."""
-        x, y = self.args
-        return f"({printer._print(sp.sin(x))}*{printer._print(sp.sin(y))})"
-
-    _jaxcode = _torchcode = _mpmathcode = _numpycode
-
-    def _latex(self, printer, exp=None):
-        x, y = (printer._print(arg) for arg in self.args)
-        body = rf"\sin\left({x}\right) \sin\left({y}\right)"
-        return body if exp is None else rf"\left({body}\right)^{{{exp}}}"
+# The clip min(beta, 0.999) is the engine's ``minimum``: kept as it is in proofs, so SymPy proves
+# a rewrite of the value inside it without deciding inequalities between trigonometric
+# expressions. The difference of squares is the engine's ``sin_product``, whose lemma
+# sin(a + b) sin(a - b) = sin^2 a - sin^2 b SymPy proves for symbols a and b (its simplifier
+# proves it for symbols in a fraction of a second, but not for the schedule's angles, sums of
+# multiples of pi, t/T and 1/T: hence the lemma).
 
 
 # --- the cosine schedule ---------------------------------------------------------------------
@@ -141,7 +66,7 @@ COSINE_OFFSET = sp.Rational(1, 125)                  # s = 0.008 (Nichol & Dhari
 # beta_t <= 0.999 (their Sec. 3.2). A Float, not the Rational 999/1000: the mutation harness would
 # change a Rational constant and, seeing no difference at its six random points (the clip acts only
 # within ~0.033 steps of T), call the changed clip equivalent; the checks (t near T is a near pair)
-# refute it, and tests/test_schedules.py refutes the clip's slips (none, 0.9999) by name.
+# refute it, and the clip's slips below (none, 0.9999) are refuted by name.
 BETA_CLIP = sp.Float("0.999", 30)
 SIGNAL_ANGLE = sp.pi / (2 * (1 + COSINE_OFFSET))     # c = pi/(2 (1 + s)): f(0) = sin^2(c)
 
@@ -150,19 +75,6 @@ def noise_angle(step):
     """phi_step = pi/2 - (step/T + s)/(1 + s) pi/2 = c (T - step)/T: how far the paper's cosine
     angle is from pi/2, where f vanishes; formed from T - step, exact near the end."""
     return SIGNAL_ANGLE * (T - step) / T
-
-
-@functools.lru_cache(maxsize=1)
-def prove_cosine_angle() -> str:
-    """cos((x + s)/(1 + s) pi/2) = sin(c (1 - x)), x = step/T: SymPy proves the angles add up to
-    pi/2 (a linear identity in the symbol x) and evaluates cos(pi/2 - y) = sin(y) for a symbol y."""
-    x, y = sp.symbols("x y", real=True)
-    paper_angle = (x + COSINE_OFFSET) / (1 + COSINE_OFFSET) * sp.pi / 2
-    if sp.expand(paper_angle - (sp.pi / 2 - SIGNAL_ANGLE * (1 - x))) != 0:
-        raise DerivationError("the cosine schedule's angle is not pi/2 - c (1 - t/T)")
-    if sp.simplify(sp.cos(sp.pi / 2 - y) - sp.sin(y)) != 0:
-        raise DerivationError("cos(pi/2 - y) = sin(y): not proved")
-    return "(t/T + s)/(1 + s) pi/2 = pi/2 - c (1 - t/T) and cos(pi/2 - y) = sin(y), proved by SymPy"
 
 
 def paper_cosine_level(step, steps, digits=60):
@@ -178,44 +90,31 @@ def _as_mpf(number):
     return mpmath.mpf(sp.Float(number, 60)._mpf_)
 
 
-class CosineLevel(sp.Expr):
-    """alpha_bar at ``step`` of the cosine schedule, f(step)/f(0), written as the paper writes
-    it and kept unevaluated. ``doit`` evaluates it two independent ways: symbolically, through
-    the proved angle identity (:func:`prove_cosine_angle`), as sin^2(phi_step)/sin^2(c); at
-    numbers, from the paper's cosines by mpmath at 60 digits."""
+# cos((x + s)/(1 + s) pi/2) = sin(c (1 - x)), x = step/T: the angles add up to pi/2 (a linear
+# identity in the symbol x) and cos(pi/2 - y) = sin(y) for a symbol y.
+step_fraction, angle = sp.symbols("x y", real=True)
+COSINE_ANGLE = Lemma(
+    "(t/T + s)/(1 + s) pi/2 = pi/2 - c (1 - t/T) and cos(pi/2 - y) = sin(y)",
+    ((step_fraction + COSINE_OFFSET) / (1 + COSINE_OFFSET) * sp.pi / 2,
+     sp.pi / 2 - SIGNAL_ANGLE * (1 - step_fraction)),
+    (sp.cos(sp.pi / 2 - angle, evaluate=False), sp.sin(angle)))
 
-    is_commutative = True
-    is_real = True
-
-    def __new__(cls, step, steps):
-        return sp.Expr.__new__(cls, sp.sympify(step), sp.sympify(steps))
-
-    step = property(lambda self: self.args[0])
-    steps = property(lambda self: self.args[1])
-
-    def doit(self, **hints):
-        step, steps = (arg.doit(**hints) for arg in self.args)
-        if step.is_number and steps.is_number:
-            return sp.Float(paper_cosine_level(_as_mpf(step), _as_mpf(steps)), 55)
-        prove_cosine_angle()
-        angle = SIGNAL_ANGLE * (steps - step) / steps
-        return sp.sin(angle) ** 2 / sp.sin(SIGNAL_ANGLE) ** 2
-
-    def _eval_evalf(self, prec):
-        if not (self.step.is_number and self.steps.is_number):
-            return None
-        digits = mpmath.libmp.prec_to_dps(prec)
-        return sp.Float(paper_cosine_level(_as_mpf(self.step), _as_mpf(self.steps), digits + 10), digits)
-
-    def _latex(self, printer):
-        def f(step):
-            fraction = (r"\frac{s}{1 + s}" if step == 0 else
-                        rf"\frac{{{printer.parenthesize(step, 50)}/{printer._print(self.steps)} + s}}{{1 + s}}")
-            return rf"\cos^{{2}}\left({fraction}\,\frac{{\pi}}{{2}}\right)"
-        return rf"\left.\frac{{{f(self.step)}}}{{{f(0)}}}\right|_{{s = 0.008}}"
-
-    def _sympystr(self, printer):
-        return f"(f({printer._print(self.step)})/f(0))"
+# alpha_bar at ``step`` of the cosine schedule, f(step)/f(0), written as the paper writes it and
+# kept unevaluated. It is evaluated two independent ways: symbolically, through the proved angle
+# identity, as sin^2(phi_step)/sin^2(c); at numbers, from the paper's cosines by mpmath at 60
+# digits, so a step's spot check compares two computations that share nothing.
+CosineLevel = special_function(
+    "CosineLevel", 2,
+    meaning=lambda step, steps: sp.sin(SIGNAL_ANGLE * (steps - step) / steps) ** 2 / sp.sin(SIGNAL_ANGLE) ** 2,
+    lemmas=[COSINE_ANGLE],
+    numeric=lambda step, steps: sp.Float(paper_cosine_level(_as_mpf(step), _as_mpf(steps)), 55),
+    mpmath=lambda step, steps: paper_cosine_level(step, steps, digits=mpmath.mp.dps),
+    real=True,
+    latex=r"\left.\frac{{\cos^{{2}}\left(\frac{{\frac{{{0}}}{{{1}}} + s}}{{1 + s}}\,\frac{{\pi}}{{2}}\right)}}"
+          r"{{\cos^{{2}}\left(\frac{{s}}{{1 + s}}\,\frac{{\pi}}{{2}}\right)}}\right|_{{s = 0.008}}",
+    text="(f({0})/f(0))",
+    doc="alpha_bar at a step of the cosine schedule, f(step)/f(0) with f(u) = cos^2((u/T + s)/(1 + s) pi/2), "
+        "s = 0.008 (Nichol & Dhariwal 2021, Eq. 17).")
 
 
 diffusion_cosine_schedule = Derivation(
@@ -254,15 +153,15 @@ ANGLE_REASON = ("with phi_u = pi/2 - (u/T + s)/(1 + s) pi/2 = c (T - u)/T, c = p
        ANGLE_REASON + "; sin(phi_t) is accurate to the last step, where cos of an angle near pi/2 is not"))
 
 (diffusion_cosine_schedule
- .define(clipped(1 - CosineLevel(t, T) / CosineLevel(t - 1, T), BETA_CLIP),
+ .define(minimum(1 - CosineLevel(t, T) / CosineLevel(t - 1, T), BETA_CLIP),
          "definition (Nichol & Dhariwal 2021, Sec. 3.2): beta_t = 1 - alpha_bar_t/alpha_bar_{t-1}, so that "
          "prod_s (1 - beta_s) = alpha_bar_t, clipped at 0.999 against the singularity at t = T",
          output="beta", doc="beta_t, the variance added at step t (at most 0.999)")
- .step(clipped(1 - sp.sin(phi_t) ** 2 / sp.sin(phi_prev) ** 2, BETA_CLIP), ANGLE_REASON)
- .step(clipped((sp.sin(phi_prev) ** 2 - sp.sin(phi_t) ** 2) / sp.sin(phi_prev) ** 2, BETA_CLIP),
+ .step(minimum(1 - sp.sin(phi_t) ** 2 / sp.sin(phi_prev) ** 2, BETA_CLIP), ANGLE_REASON)
+ .step(minimum((sp.sin(phi_prev) ** 2 - sp.sin(phi_t) ** 2) / sp.sin(phi_prev) ** 2, BETA_CLIP),
        "over a common denominator")
- .stable(clipped(sin_product(SIGNAL_ANGLE * (2 * (T - t) + 1) / T, SIGNAL_ANGLE / T) / sp.sin(phi_prev) ** 2,
-                 BETA_CLIP),
+ .stable(minimum(sin_product(SIGNAL_ANGLE * (2 * (T - t) + 1) / T, SIGNAL_ANGLE / T)
+                 / sp.sin(phi_prev) ** 2, BETA_CLIP),
          "difference of squares, sin^2 a - sin^2 b = sin(a + b) sin(a - b) (proved by SymPy), with "
          "a + b = c (2 (T - t) + 1)/T and a - b = c/T formed directly: no cancellation for long schedules, "
          "where 1 - alpha_bar_t/alpha_bar_{t-1} keeps only about 1/(T beta_t) of the digits"))
@@ -305,64 +204,73 @@ for index, output in enumerate(("alpha_bar", "beta", "snr")):
         output=output, rtol=1e-11, atol=1e-50))
 
 
-@dataclass
-class StepProductCheck:
-    """The defining property of beta: the product of (1 - beta_s) over the steps s = t, t - 1, ...,
-    t - n + 1 (n = floor(t)), each beta_s from the output's own function, equals
-    alpha_bar_t/alpha_bar_{t-n} from the paper's cosines (alpha_bar_t itself for a whole-number t,
-    since alpha_bar_0 = 1), wherever the clip is inactive; where it acts, the product of the
-    paper's clipped factors max(f(s)/f(s - 1), 0.001). The product runs in NumPy (a sum of
-    log1p(-beta_s)); the reference in mpmath at 30 digits."""
-
-    description: str
-    output: str = "beta"
-    # Up to 4000 factors, each good to a few ulps (1 - beta near the clip keeps 13 digits of
-    # 0.001): ~1e-12 in all. 1e-9 leaves room and is far below a 1% slip in any factor.
-    rtol: float = 1e-9
-    derivation: object = field(default=None, repr=False)
-    kind = "identity"
-
-    @property
-    def outputs(self):
-        return (self.output,)
-
-    def run(self, values, params: dict, rng) -> Outcome:
-        step, steps = params["t"], params["T"]
-        count = math.floor(step)
-        grid = step - np.arange(count, dtype=np.float64)      # t, t - 1, ..., exact in float64
-        beta = values.vectorized(self.output)
-        try:
-            betas = np.broadcast_to(np.asarray(beta(t=grid, T=steps), dtype=np.float64), grid.shape)
-        except (ValueError, TypeError):
-            # A candidate with Min(...) prints to numpy.amin((array, constant), axis=0), which
-            # cannot stack an array with a number: evaluate it step by step instead.
-            betas = np.array([float(beta(t=value, T=steps)) for value in grid])
-        if not np.all(betas < 1):
-            raise ValueError("a step variance beta_s >= 1 (or NaN) leaves no signal")
-        log_product = float(np.sum(np.log1p(-betas)))
-        with mpmath.workdps(30):
-            levels = [paper_cosine_level(value, steps, digits=30) for value in (*grid, grid[-1] - 1)]
-            factors = [level / previous for level, previous in zip(levels, levels[1:])]
-            ceiling = 1 - mpmath.mpf(999) / 1000
-            if all(1 - factor <= 1 - ceiling for factor in factors):
-                reference = levels[0] / levels[-1]           # alpha_bar_t / alpha_bar_{t-n}
-            else:
-                reference = mpmath.fprod(max(factor, ceiling) for factor in factors)
-            deviation = abs(mpmath.expm1(log_product - mpmath.log(reference)))
-        statistic = float(deviation) / self.rtol
-        return Outcome(statistic <= 1, float(reference), 0.0, math.exp(log_product), statistic,
-                       f"product of {count} factors (1 - beta_s); relative tolerance {self.rtol:g}")
+def steps_down_from(t):
+    """t, t - 1, ..., t - n + 1 (n = floor(t)): the steps whose factors (1 - beta_s) the product
+    check multiplies, exact in float64."""
+    return t - np.arange(math.floor(t), dtype=np.float64)
 
 
-diffusion_cosine_schedule.add_check(StepProductCheck(
+def product_of_step_factors(beta, t, T):
+    """prod_s (1 - beta_s) over :func:`steps_down_from` (t), each beta_s from ``beta``, the output's
+    own function, run in NumPy as the exponential of a sum of log1p(-beta_s)."""
+    grid = steps_down_from(t)
+    betas = np.broadcast_to(np.asarray(beta(t=grid, T=T), dtype=np.float64), grid.shape)
+    if not np.all(betas < 1):
+        raise ValueError("a step variance beta_s >= 1 (or NaN) leaves no signal")
+    return math.exp(float(np.sum(np.log1p(-betas))))
+
+
+def paper_step_product(t, T):
+    """What :func:`product_of_step_factors` should give, from the paper's cosines (mpmath, 30 digits):
+    alpha_bar_t/alpha_bar_{t-n} wherever the clip is inactive (alpha_bar_t itself for a whole-number
+    t, since alpha_bar_0 = 1); where it acts, the product of the paper's clipped factors
+    max(f(s)/f(s - 1), 0.001)."""
+    grid = steps_down_from(t)
+    with mpmath.workdps(30):
+        levels = [paper_cosine_level(value, T, digits=30) for value in (*grid, grid[-1] - 1)]
+        factors = [level / previous for level, previous in zip(levels, levels[1:])]
+        ceiling = 1 - mpmath.mpf(999) / 1000
+        if all(1 - factor <= 1 - ceiling for factor in factors):
+            return levels[0] / levels[-1]           # alpha_bar_t / alpha_bar_{t-n}
+        return mpmath.fprod(max(factor, ceiling) for factor in factors)
+
+
+# The defining property of beta: the product of (1 - beta_s) over the steps s = t, t - 1, ...,
+# t - n + 1 (n = floor(t)), each beta_s from the output's own function, against the paper.
+# Up to 4000 factors, each good to a few ulps (1 - beta near the clip keeps 13 digits of
+# 0.001): ~1e-12 in all. rtol 1e-9 leaves room and is far below a 1% slip in any factor.
+diffusion_cosine_schedule.add_check(IdentityCheck(
+    paper_step_product,
     "beta: prod_s (1 - beta_s) over the steps down to t - floor(t), run in NumPy, against "
-    "alpha_bar_t/alpha_bar_{t - floor(t)} from the paper (mpmath; clipped factors where the clip acts)"))
+    "alpha_bar_t/alpha_bar_{t - floor(t)} from the paper (mpmath; clipped factors where the clip acts)",
+    output="beta", rtol=1e-9, using=product_of_step_factors))
+
+# --- the usual slips of the cosine schedule -------------------------------------------------------
+
+# The paper's f as candidate strings, with s = 0.008 exact (a decimal 0.008 is a binary float,
+# 1e-17 off, which shows near t = T where alpha_bar -> 0).
+F_T = "cos(((t/T + 8/1000)/(1 + 8/1000))*pi/2)"
+F_PREVIOUS = "cos((((t - 1)/T + 8/1000)/(1 + 8/1000))*pi/2)"
+F_NEXT = "cos((((t + 1)/T + 8/1000)/(1 + 8/1000))*pi/2)"
+F_0 = "cos((8/1000)/(1 + 8/1000)*pi/2)"
+PAPER_ALPHA_BAR = f"({F_T}**2/{F_0}**2)"
+
+diffusion_cosine_schedule.add_slip(f"{F_T}/{F_0}", "sqrt(alpha_bar) for alpha_bar", output="alpha_bar")
+diffusion_cosine_schedule.add_slip(f"{F_T}**2", "the f(0) normalisation missing", output="alpha_bar")
+diffusion_cosine_schedule.add_slip("cos(t/T*pi/2)**2", "the offset s missing", output="alpha_bar")
+diffusion_cosine_schedule.add_slip(f"1 - {F_T}**2/{F_PREVIOUS}**2", "no clip", output="beta")
+diffusion_cosine_schedule.add_slip(f"Min(1 - {F_T}**2/{F_PREVIOUS}**2, 0.9999)", "a clip at 0.9999",
+                                   output="beta")
+diffusion_cosine_schedule.add_slip(f"Min(1 - {F_NEXT}**2/{F_T}**2, 0.999)", "the next step's beta", output="beta")
+diffusion_cosine_schedule.add_slip(f"(1 - {PAPER_ALPHA_BAR})/{PAPER_ALPHA_BAR}", "SNR inverted", output="snr")
+diffusion_cosine_schedule.add_slip(f"sqrt({PAPER_ALPHA_BAR})/sqrt(1 - {PAPER_ALPHA_BAR})", "a ratio of scales",
+                                   output="snr")
 
 
 # --- the linear schedule: DDPM's discrete product, and its continuous-time limit ----------------
 
 
-@functools.lru_cache(maxsize=1)
+@functools.cache
 def linear_schedule_product():
     """The signal level after n steps of a linear schedule, prod_{i=1}^n (1 - beta_i), by SymPy.
 
@@ -371,7 +279,8 @@ def linear_schedule_product():
     step^n Gamma(keep/step + 1)/Gamma(keep/step - n + 1); with 1 - beta_i = keep + step (i - 1)
     (falling variances), a form equal to step^n Gamma(keep/step + n)/Gamma(keep/step). Each is
     checked by induction: it is 1 for n = 0, and SymPy proves the ratio of successive products is
-    the next factor. The Gamma forms also interpolate real n. Returns (n, keep, step, {"rising": ..., "falling": ...})."""
+    the next factor. The Gamma forms also interpolate real n. Returns
+    (n, keep, step, {"rising": ..., "falling": ...})."""
     n = sp.Symbol("n", integer=True, nonnegative=True)
     i = sp.Symbol("i", integer=True, positive=True)
     keep, step = sp.symbols("keep step", positive=True)
@@ -387,7 +296,7 @@ def linear_schedule_product():
     return n, keep, step, forms
 
 
-@functools.lru_cache(maxsize=1)
+@functools.cache
 def _log_product_functions():
     """log of each form of :func:`linear_schedule_product`, log Gamma as mpmath's loggamma."""
     n, keep, step, forms = linear_schedule_product()
@@ -496,3 +405,14 @@ for index, output in enumerate(("alpha_bar", "snr")):
         lambda index=index, **point: float(linear_by_ddpm_limit(**point)[index]),
         f"{output}: DDPM's discrete product over N = 4096...65536 steps (SymPy's Gamma-function form), "
         "Richardson-extrapolated to N -> infinity", output=output, rtol=1e-10))
+
+
+# --- the usual slips of the linear schedule ------------------------------------------------------
+
+INTEGRAL = "(beta_min*t + (beta_max - beta_min)*t**2/2)"       # int_0^t beta, as a candidate string
+diffusion_linear_schedule.add_slip("exp(-t*(beta_min + t*(beta_max - beta_min)))", "the 1/2 lost",
+                                   output="alpha_bar")
+diffusion_linear_schedule.add_slip(f"exp(-{INTEGRAL}/2)", "sqrt(alpha_bar) (the SDE's mean factor)",
+                                   output="alpha_bar")
+diffusion_linear_schedule.add_slip(f"expm1({INTEGRAL})", "SNR inverted", output="snr")
+diffusion_linear_schedule.add_slip(f"exp(-{INTEGRAL})", "alpha_bar for the SNR", output="snr")

@@ -20,12 +20,13 @@ import math
 
 import numpy as np
 import sympy as sp
-from scipy import stats
 
-from symgen.engine import (Covariance, Derivation, IdentityCheck, Interval, MeanCheck, Param, Positive,
-                           Real, Vector, log_normal_pdf)
-from symgen.engine import ConditionalCheck
-from symgen.engine import VectorIdentityCheck
+from symgen.engine import (ConditionalCheck, Covariance, Derivation, IdentityCheck, Interval, MeanCheck, Param,
+                           Positive, Real, Vector, VectorIdentityCheck, lazy_module, log_normal_pdf,
+                           quadratic_form)
+
+# SciPy is loaded when a check first runs, not when the module is imported.
+stats = lazy_module("scipy.stats")
 
 HYVARINEN = "Hyvarinen (2005), Estimation of Non-Normalized Statistical Models by Score Matching"
 VINCENT = "Vincent (2011), A Connection Between Score Matching and Denoising Autoencoders"
@@ -97,6 +98,10 @@ score_normal.add_check(IdentityCheck(
     finite_difference_normal, "central difference of scipy.stats.norm.logpdf",
     rtol=1e-7, atol=1e-9))
 
+score_normal.add_slip("(x - loc)/scale**2", "the sign flipped")
+score_normal.add_slip("-(x - loc)/scale", "the scale where the variance belongs")
+score_normal.add_slip("-(x - loc)/(2*scale**2)", "the 1/2 of the log density kept")
+
 
 # --- the multivariate normal ----------------------------------------------------------------
 
@@ -121,9 +126,9 @@ score_mvn = Derivation(
     implementation="symgen.numerics.scores:score_mvn",
     returns="the score, shape (..., d)",
 )
-quadratic_form = sp.Trace((y_vec - loc_vec).T * cov.I * (y_vec - loc_vec))
 (score_mvn
- .define(-sp.diff(quadratic_form, y_vec).xreplace({y_vec: x_vec}) / 2,
+ # SymPy differentiates when the derivation is derived, not at import.
+ .define(lambda: -sp.diff(quadratic_form(y_vec - loc_vec, cov.I), y_vec).xreplace({y_vec: x_vec}) / 2,
          "definition: grad_x of log N(x; loc, cov) = -(x - loc)^T cov^-1 (x - loc)/2 + const; "
          "SymPy's matrix calculus differentiates the quadratic form (d/dx x^T A x = (A + A^T) x)")
  .step(-cov.I * (x_vec - loc_vec), "cov is symmetric, so cov^-T = cov^-1"))
@@ -147,6 +152,9 @@ def finite_difference_mvn(x, loc, cov):
 score_mvn.add_check(VectorIdentityCheck(
     finite_difference_mvn, "central differences of scipy.stats.multivariate_normal.logpdf",
     rtol=1e-7, atol=1e-9))
+
+score_mvn.add_slip("inv(cov)*(x - loc)", "the sign flipped")
+score_mvn.add_slip("-cov*(x - loc)", "the covariance where its inverse belongs")
 
 
 # --- the diffusion marginal's score: the denoising score matching target -------------------
@@ -197,6 +205,11 @@ score_diffusion.add_check(MeanCheck(
 score_diffusion.add_check(IdentityCheck(
     finite_difference_diffusion, "central difference of scipy.stats.norm.logpdf",
     rtol=1e-7, atol=1e-9))
+
+score_diffusion.add_slip("-(xt - sqrt(alpha_bar)*x0)/sqrt(1 - alpha_bar)",
+                         "the noise eps itself, not eps/sqrt(1 - alpha_bar)")
+score_diffusion.add_slip("(xt - sqrt(alpha_bar)*x0)/(1 - alpha_bar)", "the sign flipped")
+score_diffusion.add_slip("-(xt - alpha_bar*x0)/(1 - alpha_bar)", "alpha_bar where sqrt(alpha_bar) belongs")
 
 
 # --- Tweedie's formula for Gaussian data ------------------------------------------------------
@@ -257,3 +270,6 @@ tweedie_normal.add_check(ConditionalCheck(
     "joint draws (x_t, x_0): least-squares line of x_0 on x_t at xt (t test) and residual "
     "variance (chi-square test)",
     mean="mean", var="var"))
+
+tweedie_normal.add_slip("xt/sqrt(alpha_bar)", "the prior ignored: x_t rescaled, as if there were no noise",
+                        output="mean")

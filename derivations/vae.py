@@ -22,11 +22,14 @@ import math
 
 import numpy as np
 import sympy as sp
-from scipy import integrate, optimize, stats
 
-from symgen.engine import (Derivation, GaussianExpectation, IdentityCheck, MeanCheck, Param, Positive, Real,
-                           log_normal_pdf)
-from symgen.engine import DensityCheck
+from symgen.engine import (DensityCheck, Derivation, GaussianExpectation, IdentityCheck, MeanCheck, Param,
+                           Positive, Real, lazy_module, log_normal_pdf)
+
+# SciPy is loaded when a check first runs, not when the module is imported.
+integrate = lazy_module("scipy.integrate")
+optimize = lazy_module("scipy.optimize")
+stats = lazy_module("scipy.stats")
 
 VAE_REFERENCE = "Kingma & Welling (2014), Auto-Encoding Variational Bayes, Section 2.2, Eqs. 1-3"
 
@@ -50,8 +53,13 @@ MODEL_PARAMS = [
 
 log_likelihood = log_normal_pdf(x, w * z + b, s)          # log p(x | z)
 log_joint = log_normal_pdf(z, 0, 1) + log_likelihood       # log p(z) + log p(x | z)
-# p(x | z) with its exponent expanded in powers of z: the form SymPy integrates fastest.
-likelihood = sp.exp(sp.expand(-(x - w * z - b) ** 2 / (2 * s**2))) / (sp.sqrt(2 * sp.pi) * s)
+
+
+def likelihood():
+    """p(x | z) with its exponent expanded in powers of z: the form SymPy integrates fastest
+    (expanded when the derivation is derived, not at import)."""
+    return sp.exp(sp.expand(-(x - w * z - b) ** 2 / (2 * s**2))) / (sp.sqrt(2 * sp.pi) * s)
+
 
 # --- the evidence log p(x) ---------------------------------------------------------------
 
@@ -66,7 +74,7 @@ vae_linear_gaussian_evidence = Derivation(
     returns="log p(x) in nats, broadcast over the arguments",
 )
 chain = vae_linear_gaussian_evidence.define(
-    sp.log(GaussianExpectation(likelihood, z, 0, 1)),
+    lambda: sp.log(GaussianExpectation(likelihood(), z, 0, 1)),
     "definition: the marginal likelihood p(x) = E_{z ~ p(z)}[p(x | z)]")
 chain.step(
     log_normal_pdf(x, b, sp.sqrt(w**2 + s**2)),
@@ -74,74 +82,6 @@ chain.step(
 chain.step(
     -(x - b) ** 2 / (2 * (w**2 + s**2)) - sp.log(w**2 + s**2) / 2 - sp.log(2 * sp.pi) / 2,
     "log sqrt(v) = log(v)/2: the textbook form")
-
-# --- the ELBO of a Gaussian q -----------------------------------------------------------
-
-vae_linear_gaussian_elbo = Derivation(
-    "vae_linear_gaussian_elbo",
-    sections=(4,),
-    title="ELBO of a Gaussian q(z) = N(loc, scale^2) in the linear-Gaussian model",
-    summary="E_q[log p(x | z)] - KL(q(z) || N(0, 1)) for x | z ~ N(w z + b, s^2); at most log p(x).",
-    kind="elbo",
-    references=[VAE_REFERENCE],
-    params=[*MODEL_PARAMS,
-            Param(loc, Real(-5, 5), "mean of the variational distribution q(z)"),
-            Param(scale, Positive(1e-2, 1e2), "standard deviation of q(z) (not the variance)")],
-    returns="the ELBO in nats, <= log p(x), broadcast over the arguments",
-)
-log_q = log_normal_pdf(z, loc, scale)
-chain = vae_linear_gaussian_elbo.define(
-    GaussianExpectation(log_joint - log_q, z, loc, scale),
-    "definition: ELBO(q) = E_q[log p(x, z) - log q(z)]")
-chain.step(
-    GaussianExpectation(log_likelihood, z, loc, scale)
-    - (sp.log(1 / scale) + (scale**2 + loc**2) / 2 - sp.Rational(1, 2)),
-    "log p(x, z) = log p(x | z) + log p(z); E_q[log q - log p(z)] = KL(N(loc, scale^2) || N(0, 1)), "
-    "the kl_normal closed form at loc_q = 0, scale_q = 1")
-chain.step(
-    -((x - b - w * loc) ** 2 + w**2 * scale**2) / (2 * s**2) - sp.log(s) - sp.log(2 * sp.pi) / 2
-    - (loc**2 + scale**2) / 2 + sp.log(scale) + sp.Rational(1, 2),
-    "E_q[(x - b - w z)^2] = (x - b - w loc)^2 + w^2 scale^2 (SymPy integrates): the textbook form")
-
-
-# --- the exact posterior p(z | x) ---------------------------------------------------------
-
-vae_linear_gaussian_posterior = Derivation(
-    "vae_linear_gaussian_posterior",
-    sections=(4,),
-    title="Exact posterior p(z | x) of the linear-Gaussian latent-variable model",
-    summary="p(z | x) = N(loc, var) for z ~ N(0, 1), x | z ~ N(w z + b, s^2).",
-    kind="elbo",
-    references=[VAE_REFERENCE, "Bishop (2006), Pattern Recognition and Machine Learning, Section 2.3.3"],
-    params=MODEL_PARAMS,
-)
-# log p(x) - ELBO(q) = KL(q || p(z | x)) >= 0 vanishes only at q = p(z | x); here
-# log p(z) + log p(x | z) is a concave quadratic in z, so p(z | x) is Gaussian and is the
-# Gaussian q at which the ELBO is stationary.
-elbo_closed_form = vae_linear_gaussian_elbo.output().closed_form
-optimum = sp.solve([sp.diff(elbo_closed_form, loc), sp.diff(elbo_closed_form, scale)], [loc, scale], dict=True)
-optimum = next(solution for solution in optimum if solution[scale].is_positive)
-quadratic = sp.Poly(sp.expand(log_joint), z)
-curvature = quadratic.coeff_monomial(z**2)                     # = -1/(2 var) for a Gaussian
-chain = vae_linear_gaussian_posterior.define(
-    optimum[loc],
-    "definition: p(z | x) maximises the ELBO (the gap is KL(q || p(z | x))); it is Gaussian, so SymPy "
-    "solves dELBO/dloc = dELBO/dscale = 0 for it",
-    output="loc", doc="posterior mean E[z | x]")
-chain.step(
-    sp.solve(sp.diff(log_joint, z), z)[0],
-    "the mean of a Gaussian is its mode: the stationary point of log p(z) + log p(x | z)")
-chain.step(w * (x - b) / (w**2 + s**2), "collect terms: the textbook form")
-chain = vae_linear_gaussian_posterior.define(
-    optimum[scale] ** 2,
-    "definition: the variance of the ELBO-maximising Gaussian q, which is p(z | x)",
-    output="var", doc="posterior variance Var[z | x] (scale^2 of q at the optimum)")
-chain.step(
-    -1 / (2 * curvature),
-    "a Gaussian log density has z^2 coefficient -1/(2 var); read off that of log p(z) + log p(x | z)")
-chain.step(s**2 / (w**2 + s**2), "collect terms: the textbook form")
-
-# --- empirical checks ---------------------------------------------------------------------
 
 
 def _log_joint_numeric(z_values, x, w, b, s):
@@ -192,29 +132,33 @@ vae_linear_gaussian_evidence.add_check(DensityCheck(
     sample_marginal, "ancestral samples of x against the evidence as a density in x", samples=200_000))
 
 
-def posterior_mean_by_quadrature(x, w, b, s):
-    return _posterior_moments_by_quadrature(x, w, b, s)[1]
+# --- the ELBO of a Gaussian q -----------------------------------------------------------
 
-
-def posterior_var_by_quadrature(x, w, b, s):
-    return _posterior_moments_by_quadrature(x, w, b, s)[2]
-
-
-def weighted_posterior_residual(rng, n, x, w, b, s, formula):
-    # Bayes' rule without the normaliser: E_{p(z)}[(z - E[z | x]) p(x | z)] = 0.
-    draws = rng.standard_normal(n)
-    return (draws - formula(x=x, w=w, b=b, s=s)) * stats.norm.pdf(x, w * draws + b, s)
-
-
-vae_linear_gaussian_posterior.add_check(IdentityCheck(
-    posterior_mean_by_quadrature, "E[z | x] by adaptive quadrature of Bayes' rule", output="loc",
-    rtol=1e-9, atol=1e-12))
-vae_linear_gaussian_posterior.add_check(MeanCheck(
-    weighted_posterior_residual, "E_{p(z)}[(z - loc) p(x | z)] = 0 by Monte Carlo", output="loc",
-    target=lambda **params: 0.0, applies_formula=True, samples=200_000, batches=200))
-vae_linear_gaussian_posterior.add_check(IdentityCheck(
-    posterior_var_by_quadrature, "Var[z | x] by adaptive quadrature of Bayes' rule", output="var",
-    rtol=1e-9))
+vae_linear_gaussian_elbo = Derivation(
+    "vae_linear_gaussian_elbo",
+    sections=(4,),
+    title="ELBO of a Gaussian q(z) = N(loc, scale^2) in the linear-Gaussian model",
+    summary="E_q[log p(x | z)] - KL(q(z) || N(0, 1)) for x | z ~ N(w z + b, s^2); at most log p(x).",
+    kind="elbo",
+    references=[VAE_REFERENCE],
+    params=[*MODEL_PARAMS,
+            Param(loc, Real(-5, 5), "mean of the variational distribution q(z)"),
+            Param(scale, Positive(1e-2, 1e2), "standard deviation of q(z) (not the variance)")],
+    returns="the ELBO in nats, <= log p(x), broadcast over the arguments",
+)
+log_q = log_normal_pdf(z, loc, scale)
+chain = vae_linear_gaussian_elbo.define(
+    GaussianExpectation(log_joint - log_q, z, loc, scale),
+    "definition: ELBO(q) = E_q[log p(x, z) - log q(z)]")
+chain.step(
+    GaussianExpectation(log_likelihood, z, loc, scale)
+    - (sp.log(1 / scale) + (scale**2 + loc**2) / 2 - sp.Rational(1, 2)),
+    "log p(x, z) = log p(x | z) + log p(z); E_q[log q - log p(z)] = KL(N(loc, scale^2) || N(0, 1)), "
+    "the kl_normal closed form at loc_q = 0, scale_q = 1")
+chain.step(
+    -((x - b - w * loc) ** 2 + w**2 * scale**2) / (2 * s**2) - sp.log(s) - sp.log(2 * sp.pi) / 2
+    - (loc**2 + scale**2) / 2 + sp.log(scale) + sp.Rational(1, 2),
+    "E_q[(x - b - w z)^2] = (x - b - w loc)^2 + w^2 scale^2 (SymPy integrates): the textbook form")
 
 
 def sample_elbo_integrand(rng, n, x, w, b, s, loc, scale):
@@ -243,6 +187,80 @@ vae_linear_gaussian_elbo.add_check(MeanCheck(
     sample_elbo_integrand, "the same expectation by Monte Carlo", samples=400_000, batches=200))
 
 
+# --- the exact posterior p(z | x) ---------------------------------------------------------
+
+vae_linear_gaussian_posterior = Derivation(
+    "vae_linear_gaussian_posterior",
+    sections=(4,),
+    title="Exact posterior p(z | x) of the linear-Gaussian latent-variable model",
+    summary="p(z | x) = N(loc, var) for z ~ N(0, 1), x | z ~ N(w z + b, s^2).",
+    kind="elbo",
+    references=[VAE_REFERENCE, "Bishop (2006), Pattern Recognition and Machine Learning, Section 2.3.3"],
+    params=MODEL_PARAMS,
+)
+
+
+# log p(x) - ELBO(q) = KL(q || p(z | x)) >= 0 vanishes only at q = p(z | x); here
+# log p(z) + log p(x | z) is a concave quadratic in z, so p(z | x) is Gaussian and is the
+# Gaussian q at which the ELBO is stationary.
+@functools.cache
+def elbo_optimum():
+    """The (loc, scale) at which the ELBO's closed form is stationary, solved for by SymPy
+    (once, when the posterior is first derived; both of its outputs start from it)."""
+    elbo = vae_linear_gaussian_elbo.output().closed_form
+    solutions = sp.solve([sp.diff(elbo, loc), sp.diff(elbo, scale)], [loc, scale], dict=True)
+    return next(solution for solution in solutions if solution[scale].is_positive)
+
+
+def curvature(log_density, variable):
+    """The coefficient of variable^2 in a log density quadratic in it: -1/(2 var) for a Gaussian."""
+    return sp.Poly(sp.expand(log_density), variable).coeff_monomial(variable**2)
+
+
+chain = vae_linear_gaussian_posterior.define(
+    lambda: elbo_optimum()[loc],
+    "definition: p(z | x) maximises the ELBO (the gap is KL(q || p(z | x))); it is Gaussian, so SymPy "
+    "solves dELBO/dloc = dELBO/dscale = 0 for it",
+    output="loc", doc="posterior mean E[z | x]")
+chain.step(
+    lambda previous: sp.solve(sp.diff(log_joint, z), z)[0],
+    "the mean of a Gaussian is its mode: the stationary point of log p(z) + log p(x | z)")
+chain.step(w * (x - b) / (w**2 + s**2), "collect terms: the textbook form")
+chain = vae_linear_gaussian_posterior.define(
+    lambda: elbo_optimum()[scale] ** 2,
+    "definition: the variance of the ELBO-maximising Gaussian q, which is p(z | x)",
+    output="var", doc="posterior variance Var[z | x] (scale^2 of q at the optimum)")
+chain.step(
+    lambda previous: -1 / (2 * curvature(log_joint, z)),
+    "a Gaussian log density has z^2 coefficient -1/(2 var); read off that of log p(z) + log p(x | z)")
+chain.step(s**2 / (w**2 + s**2), "collect terms: the textbook form")
+
+
+def posterior_mean_by_quadrature(x, w, b, s):
+    return _posterior_moments_by_quadrature(x, w, b, s)[1]
+
+
+def posterior_var_by_quadrature(x, w, b, s):
+    return _posterior_moments_by_quadrature(x, w, b, s)[2]
+
+
+def weighted_posterior_residual(rng, n, x, w, b, s, formula):
+    # Bayes' rule without the normaliser: E_{p(z)}[(z - E[z | x]) p(x | z)] = 0.
+    draws = rng.standard_normal(n)
+    return (draws - formula(x=x, w=w, b=b, s=s)) * stats.norm.pdf(x, w * draws + b, s)
+
+
+vae_linear_gaussian_posterior.add_check(IdentityCheck(
+    posterior_mean_by_quadrature, "E[z | x] by adaptive quadrature of Bayes' rule", output="loc",
+    rtol=1e-9, atol=1e-12))
+vae_linear_gaussian_posterior.add_check(MeanCheck(
+    weighted_posterior_residual, "E_{p(z)}[(z - loc) p(x | z)] = 0 by Monte Carlo", output="loc",
+    target=lambda **params: 0.0, applies_formula=True, samples=200_000, batches=200))
+vae_linear_gaussian_posterior.add_check(IdentityCheck(
+    posterior_var_by_quadrature, "Var[z | x] by adaptive quadrature of Bayes' rule", output="var",
+    rtol=1e-9))
+
+
 # --- the reparameterisation gradient ------------------------------------------------------
 
 REPARAMETERIZATION_REFERENCE = ("Kingma & Welling (2014), Auto-Encoding Variational Bayes, Section 2.4 "
@@ -252,9 +270,15 @@ SCORE_FUNCTION_REFERENCE = ("Williams (1992), Simple statistical gradient-follow
 grad_loc = sp.Symbol("loc", real=True)
 grad_scale = sp.Symbol("scale", positive=True)
 u = sp.Symbol("z", real=True)
+
+
 # E[sin z] by SymPy's integration; the definitions differentiate it. (A derivative of an
 # unevaluated expectation cannot be spot-checked: quadrature needs numeric loc and scale.)
-expected_sin = GaussianExpectation(sp.sin(u), u, grad_loc, grad_scale).doit()
+@functools.cache
+def expected_sin():
+    """E[sin z] for z ~ N(loc, scale^2), integrated by SymPy: exp(-scale^2/2) sin(loc)."""
+    return GaussianExpectation(sp.sin(u), u, grad_loc, grad_scale).doit()
+
 
 vae_reparameterization_gradient = Derivation(
     "vae_reparameterization_gradient",
@@ -268,15 +292,17 @@ vae_reparameterization_gradient = Derivation(
             Param(grad_scale, Positive(1e-2, 5), "standard deviation of z (not the variance)")],
 )
 chain = vae_reparameterization_gradient.define(
-    sp.diff(expected_sin, grad_loc),
-    f"definition: d/dloc E_{{z ~ N(loc, scale^2)}}[sin z], where SymPy integrates E[sin z] = {expected_sin}", output="d_loc", doc="d E[sin z] / d loc")
+    lambda: sp.diff(expected_sin(), grad_loc),
+    "definition: d/dloc E_{z ~ N(loc, scale^2)}[sin z], where SymPy integrates E[sin z] = "
+    "exp(-scale**2/2)*sin(loc)", output="d_loc", doc="d E[sin z] / d loc")
 chain.step(
     GaussianExpectation(sp.cos(u), u, grad_loc, grad_scale),
     "reparameterise z = loc + scale eps, eps ~ N(0, 1): d/dloc E[f(loc + scale eps)] = E[f'(z)]")
 chain.step(sp.exp(-grad_scale**2 / 2) * sp.cos(grad_loc), "SymPy integrates E[cos z]: the closed form")
 chain = vae_reparameterization_gradient.define(
-    sp.diff(expected_sin, grad_scale),
-    "definition: d/dscale E_{z ~ N(loc, scale^2)}[sin z], differentiating SymPy's E[sin z]", output="d_scale", doc="d E[sin z] / d scale")
+    lambda: sp.diff(expected_sin(), grad_scale),
+    "definition: d/dscale E_{z ~ N(loc, scale^2)}[sin z], differentiating SymPy's E[sin z]",
+    output="d_scale", doc="d E[sin z] / d scale")
 chain.step(
     GaussianExpectation(sp.cos(u) * (u - grad_loc) / grad_scale, u, grad_loc, grad_scale),
     "reparameterise: d/dscale f(loc + scale eps) = f'(z) eps, with eps = (z - loc)/scale")

@@ -1,6 +1,13 @@
-"""Test configuration: hypothesis is derandomized under CI, so the suite is never flaky.
+"""Test configuration.
 
-Locally (no CI variable) hypothesis draws fresh examples each run, to hunt for failures.
+Hypothesis is derandomized under CI, so the suite is never flaky; locally (no CI
+variable) it draws fresh examples each run, to hunt for failures.
+
+The tests share the derivation cache with the command line (symgen/engine/cache.py): an
+entry is keyed by the exact text of the derivation module, the engine's source and the
+SymPy and mpmath versions, and only a proof that succeeded is ever stored, so a cached
+proof is the proof of exactly these sources. (CI runs `symgen verify` first, which
+proves every step.) SYMGEN_CACHE_DIR=off proves everything from scratch.
 """
 import os
 

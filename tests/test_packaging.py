@@ -1,6 +1,6 @@
-"""What a user gets from the package: light imports, current generated files, the command."""
+"""What a user gets from the package: light imports and current generated files (the command
+line is tests/test_cli.py's)."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -47,46 +47,3 @@ def test_generated_code_imports_numpy_and_symgen_numerics_only():
         for line in imports:
             assert line.split()[1].split(".")[0] in ("numpy", "symgen", "collections", "importlib") or \
                 line.startswith("from ."), (path.name, line)
-
-
-def symgen_command(*arguments, cwd=None):
-    return subprocess.run([sys.executable, "-m", "symgen", *arguments], capture_output=True, text=True,
-                          cwd=cwd, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-
-
-def test_cli_list_and_show(tmp_path):
-    listing = symgen_command("list", cwd=tmp_path)
-    assert listing.returncode == 0 and "kl_normal" in listing.stdout and "divergence:" in listing.stdout
-    shown = symgen_command("show", "kl_std_normal", "--format", "latex", cwd=tmp_path)
-    assert shown.returncode == 0 and r"\begin{aligned}" in shown.stdout
-
-
-def test_cli_check_exit_status(tmp_path):
-    verified = symgen_command("check", "kl_std_normal", "(exp(logvar) + loc**2 - 1 - logvar)/2",
-                              "--examples", "5", cwd=tmp_path)
-    assert verified.returncode == 0 and verified.stdout.startswith("verified")
-    refuted = symgen_command("check", "kl_std_normal", "(exp(logvar) + loc**2 - logvar)/2", cwd=tmp_path)
-    assert refuted.returncode == 1 and "counterexample" in refuted.stdout
-    unreadable = symgen_command("check", "kl_std_normal", "exp(", cwd=tmp_path)
-    assert unreadable.returncode == 2
-
-
-def test_cli_verify_json_and_exit_status(tmp_path):
-    result = symgen_command("verify", "kl_std_normal", "--json", "--examples", "5", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    payload = json.loads(result.stdout)
-    assert payload["passed"] and {row["kind"] for row in payload["rows"]} >= {"proof", "accuracy", "mean"}
-    assert "kl_std_normal" in result.stderr      # the progress display
-
-
-def test_cli_verify_fails_on_a_broken_derivation(tmp_path):
-    broken = tmp_path / "broken.py"
-    broken.write_text(
-        "import sympy as sp\nfrom symgen.engine import Derivation, Param, Real\n"
-        "x = sp.Symbol('x', real=True)\n"
-        "broken_square = Derivation('broken_square', title='t', kind='identity', references=[],\n"
-        "                           params=[Param(x, Real(-1, 1), 'x')])\n"
-        "broken_square.define((x + 1)**2, 'definition').step(x**2 + 1, 'a wrong expansion')\n")
-    result = symgen_command("--path", str(broken), "verify", "broken_square", "--examples", "3", cwd=tmp_path)
-    assert result.returncode == 1
-    assert "FAIL" in result.stdout

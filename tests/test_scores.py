@@ -1,34 +1,16 @@
-"""Scores and Tweedie's formula: proofs, Stein and finite-difference checks, accuracy,
-relations between the functions, dtypes, errors, and the usual slips refuted."""
+"""Scores and Tweedie's formula: accuracy, relations between the functions, dtypes, errors.
+(The proofs, the Stein and finite-difference checks and the usual slips declared in
+derivations/scores.py are tested catalogue-wide: tests/test_proofs.py, tests/test_checks.py.)"""
 import math
 
 import mpmath
 import numpy as np
 import pytest
 
-import symgen
 from symgen import score_diffusion, score_mvn, score_normal, tweedie_normal
 from symgen.engine.accuracy import relative_error
-from symgen.engine.evaluate import reference_value
 
-NAMES = ["score_normal", "score_mvn", "score_diffusion", "tweedie_normal"]
 EPS64 = np.finfo(np.float64).eps
-
-
-def reference(name, point, output=None):
-    found = symgen.derivation(name)
-    return reference_value(found, found.output(output).closed_form, point)
-
-
-# --- derivation and verification ---------------------------------------------------------
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_every_step_is_proved(name):
-    found = symgen.derivation(name).prove()
-    for output in found.outputs.values():
-        for step in output.steps[1:]:
-            assert step.proof.startswith("SymPy")
 
 
 # --- accuracy against 50-digit mpmath ------------------------------------------------------
@@ -126,25 +108,3 @@ def test_bad_arguments_raise_value_errors_naming_them(call, message):
     with pytest.raises(ValueError, match=message):
         call()
 
-
-# --- the usual slips, refuted with counterexamples ---------------------------------------------
-
-SLIPS = [
-    ("score_normal", "(x - loc)/scale**2"),                                # wrong sign
-    ("score_normal", "-(x - loc)/scale"),                                  # scale for the variance
-    ("score_normal", "-(x - loc)/(2*scale**2)"),                           # the 1/2 of the log density kept
-    ("score_diffusion", "-(xt - sqrt(alpha_bar)*x0)/sqrt(1 - alpha_bar)"),  # eps, not eps/sqrt(1 - alpha_bar)
-    ("score_diffusion", "(xt - sqrt(alpha_bar)*x0)/(1 - alpha_bar)"),       # wrong sign
-    ("score_diffusion", "-(xt - alpha_bar*x0)/(1 - alpha_bar)"),            # alpha_bar for sqrt(alpha_bar)
-    ("score_mvn", "inv(cov)*(x - loc)"),                                    # wrong sign
-    ("score_mvn", "-cov*(x - loc)"),                                        # cov for its inverse
-    ("tweedie_normal.mean", "xt/sqrt(alpha_bar)"),                         # the prior ignored
-]
-
-
-@pytest.mark.parametrize("name, candidate", SLIPS)
-def test_symgen_check_refutes_the_usual_slips(name, candidate):
-    result = symgen.check(name, candidate, shrink=name == "score_normal")
-    assert not result.verified
-    assert set(result.counterexample.point) == set(symgen.derivation(name).param_names)
-    assert "counterexample" in str(result)

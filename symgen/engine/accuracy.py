@@ -11,7 +11,7 @@ import math
 import mpmath
 import numpy as np
 
-from .evaluate import reference_value
+from .evaluate import EPS64, ULPS_PER_CONDITION, condition_number, reference_value
 from .runner import formula_values
 
 
@@ -66,43 +66,6 @@ def max_relative_error(derivation, points: int = 40, seed: int = 0, function=Non
             error = relative_error(computed[name], reference)
             worst[name] = max(worst[name], error if math.isfinite(error) else math.inf)
     return worst
-
-
-# --- the condition number: where 1e-12 is out of reach of any float64 code ------------
-
-EPS64 = float(np.finfo(np.float64).eps)
-
-#: A float64 evaluation that is backward stable (each operation exact up to a rounding of
-#: its inputs) is accurate to a few ulps times the condition number; this many ulps.
-ULPS_PER_CONDITION = 8
-
-
-def condition_number(derivation, output: str, point: dict) -> float:
-    """The componentwise relative condition number of a scalar output at ``point``,
-    sum_i |x_i df/dx_i| / |f|: how much a relative rounding of the inputs (which every
-    float64 code makes) moves the value. From SymPy's derivatives of the textbook closed
-    form, evaluated by mpmath. Infinite where f = 0 but a derivative is not; 0 for a
-    matrix-valued derivation (those are held to the plain bound)."""
-    if derivation.is_matrix:
-        return 0.0
-    closed_form = derivation.outputs[output].closed_form
-    value = reference_value(derivation, closed_form, point, digits=30, agree=1e-20)
-    sensitivity = mpmath.mpf(0)
-    for param in derivation.params:
-        if point[param.name] == 0:
-            continue
-        slope = reference_value(derivation, _derivative(closed_form, param.symbol), point, digits=30,
-                                agree=1e-20)
-        sensitivity += abs(mpmath.mpf(float(point[param.name])) * slope)
-    if value == 0:
-        return 0.0 if sensitivity == 0 else math.inf
-    return float(sensitivity / abs(value))
-
-
-def _derivative(expression, symbol):
-    import sympy as sp
-
-    return sp.diff(expression, symbol)
 
 
 def accuracy_bound(derivation, output: str, point: dict, bound: float = 1e-12) -> float:

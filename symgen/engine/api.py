@@ -106,7 +106,8 @@ def parse_candidate(found, candidate) -> sp.Basic:
         except (sp.SympifyError, TypeError, SyntaxError) as error:
             hint = (" (write a quadratic form v^T A v as quad(v, A) or trace(v.T*A*v))"
                     if found.is_matrix else "")
-            raise ValueError(f"cannot read the candidate {candidate!r}: {error}{hint}") from None
+            reason = " ".join(str(error).split())       # one line, however SymPy words it
+            raise ValueError(f"cannot read the candidate {candidate!r}: {reason}{hint}") from None
     allowed = set(found.symbols().values())
     unknown = {s for s in expression.free_symbols if s not in allowed}
     if unknown:

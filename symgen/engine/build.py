@@ -123,7 +123,7 @@ def with_catalogue_table(readme: str, derivations) -> str:
 
 # --- comparing under another SymPy release ------------------------------------------------
 
-_PRINTED_BY = re.compile(r"SymPy ([^\s,):]+)")
+_PRINTED_BY = re.compile(r"SymPy (\d[\w.+-]*\w)")
 
 
 def printed_by(text: str) -> str | None:
@@ -164,9 +164,20 @@ def _index_current(current: str, wanted: str) -> bool:
         old, new = json.loads(current), json.loads(wanted)
     except ValueError:
         return False
-    if "derivations" in new:      # the catalogue summary
-        return old.get("topics") == new.get("topics") and old.get("derivations") == new.get("derivations")
-    return old.get("inputs", {}).get("source") == new.get("inputs", {}).get("source")
+    if "derivations" in old:      # the catalogue summary
+        return (old.get("sympy") != sp.__version__ and old.get("topics") == new.get("topics")
+                and old.get("derivations") == new.get("derivations"))
+    inputs = old.get("inputs", {})
+    return inputs.get("sympy") != sp.__version__ and inputs.get("source") == new.get("inputs", {}).get("source")
+
+
+def _formula_current(members: list):
+    """A formula module printed by another SymPy: current when made from the same source
+    and computing the same values."""
+    def current_under_another_sympy(current: str, wanted: str) -> bool:
+        return (printed_by(current) not in (None, sp.__version__) and _same_inputs(current, wanted)
+                and _same_meaning(current, wanted, members))
+    return current_under_another_sympy
 
 
 # --- the build ------------------------------------------------------------------------------
@@ -186,8 +197,7 @@ def build(root: Path | None = None, check: bool = False, docs_pages: bool = True
         current = target.read_text() if target.exists() else None
         if current == wanted:
             return
-        if (check and current is not None and printed_by(current) not in (None, sp.__version__)
-                and same_meaning is not None and same_meaning(current, wanted)):
+        if check and current is not None and same_meaning is not None and same_meaning(current, wanted):
             return      # printed by another SymPy release, same inputs and meaning
         stale.append(relative)
         if not check:
@@ -196,9 +206,7 @@ def build(root: Path | None = None, check: bool = False, docs_pages: bool = True
 
     for relative, contents in formula_files(found).items():
         topic = Path(relative).stem
-        compare(relative, contents, None if topic == "__init__" else
-                lambda current, wanted, members=by_topic[topic]:
-                _same_inputs(current, wanted) and _same_meaning(current, wanted, members))
+        compare(relative, contents, None if topic == "__init__" else _formula_current(by_topic[topic]))
     formulas = root / "symgen" / "formulas"
     wanted_modules = {f"{topic}.py" for topic in by_topic} | {"__init__.py"}
     for existing in sorted(formulas.glob("*.py")) if formulas.is_dir() else []:

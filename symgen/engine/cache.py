@@ -92,11 +92,27 @@ def load(entry_key: str | None, name: str) -> dict | None:
     path = _path(entry_key, name) if entry_key else None
     if path is None or not path.is_file():
         return None
+    from sympy.core.parameters import evaluate
+
     try:
-        with path.open("rb") as stream:
+        # Unpickling rebuilds each expression through its constructor; with evaluation on,
+        # some constructors rewrite what they are given (Abs of a symbolic determinant
+        # becomes sqrt(conjugate(D) D)), so the stored tree is rebuilt as it was, unevaluated.
+        with path.open("rb") as stream, evaluate(False):
             return pickle.load(stream)
     except Exception:   # a truncated or foreign file is a miss, not an error
         return None
+
+
+#: Entries kept per derivation name: older ones (from sources since edited) are removed.
+KEEP_PER_NAME = 4
+
+
+def _prune(root: Path, name: str) -> None:
+    entries = sorted(root.glob(f"{name}-*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for stale in entries[KEEP_PER_NAME:]:
+        with contextlib.suppress(OSError):
+            stale.unlink()
 
 
 def store(entry_key: str | None, name: str, entry: dict) -> None:
@@ -112,6 +128,7 @@ def store(entry_key: str | None, name: str, entry: dict) -> None:
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)
         os.replace(temporary, path)
+        _prune(path.parent, name)
     except Exception:   # read-only home, an expression pickle cannot take: work again next time
         if temporary is not None:
             with contextlib.suppress(OSError):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import sys
+import types
 from pathlib import Path
 
 from symgen import records
@@ -47,17 +48,22 @@ def load_module(path: Path):
     except BaseException:
         del sys.modules[name]
         raise
-    for value in vars(module).values():
-        if isinstance(value, Derivation):
-            value.module = module
-            value.source = path
+    for value in _derivations_of(module):
+        value.module = module
+        value.source = path
     return module
+
+
+def _derivations_of(module) -> list[Derivation]:
+    # Modules are skipped before the isinstance test: testing a module held by
+    # lazy_module would read its __class__ and so load it (SciPy, at import).
+    return [value for value in vars(module).values()
+            if not isinstance(value, types.ModuleType) and isinstance(value, Derivation)]
 
 
 def _derivations_in(file: Path) -> dict[str, Derivation]:
     module = load_module(file)
-    return {value.name: value for value in vars(module).values()
-            if isinstance(value, Derivation) and getattr(value, "source", None) == file}
+    return {value.name: value for value in _derivations_of(module) if getattr(value, "source", None) == file}
 
 
 def collect(paths=None) -> dict[str, Derivation]:

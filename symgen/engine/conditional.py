@@ -47,6 +47,7 @@ class ConditionalCheck:
     samples: int = 1_000_000
     derivation: object = field(default=None, repr=False)
     kind = "conditional"
+    applies_formula = False
 
     @property
     def outputs(self):

@@ -56,6 +56,7 @@ class DensityCheck:
     mass_rtol: float = 1e-9
     derivation: object = field(default=None, repr=False)
     kind = "density"
+    applies_formula = True
 
     @property
     def outputs(self):
@@ -168,6 +169,7 @@ class BoxCheck:
     pilot: int = 10_000
     derivation: object = field(default=None, repr=False)
     kind = "density"
+    applies_formula = True
 
     @property
     def outputs(self):

@@ -50,6 +50,7 @@ class EnumerationCheck:
     mass_rtol: float = 1e-12
     derivation: object = field(default=None, repr=False)
     kind = "enumeration"
+    applies_formula = True
 
     @property
     def outputs(self):

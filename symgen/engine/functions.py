@@ -15,7 +15,8 @@ spot check evaluates the paper's cosines. :func:`special_function` declares one,
   computations that share nothing;
 * ``numpy``: how generated code evaluates it: the name of a function
   (``"stable.log1pmx"``, ``"numpy.minimum"``), a template with ``{0}``, ``{1}`` for the
-  printed arguments, or a function returning a SymPy expression to print;
+  printed arguments (``{0:p}``: in parentheses unless a symbol or a number), or a function
+  returning a SymPy expression, printed in parentheses;
 * ``latex`` and ``text``: templates for reading it.
 
 Every printer and evaluator in the engine reads these declarations (the registry
@@ -142,11 +143,9 @@ class SpecialFunction(sp.Function):
         if code is None:
             raise ValueError(f"{self.func.__name__} has no code for {backend}")
         if callable(code):
-            return printer._print(code(*self.args))
-        arguments = [printer._print(argument) if argument.is_Atom else f"({printer._print(argument)})"
-                     for argument in self.args]
+            return f"({printer._print(code(*self.args))})"
         if "{" in code:
-            return code.format(*arguments)
+            return code.format(*(_Printed(printer, argument) for argument in self.args))
         if "." in code and not code.startswith("stable.") and hasattr(printer, "_module_format"):
             code = printer._module_format(code)      # registers the module for lambdify
         return f"{code}({', '.join(printer._print(argument) for argument in self.args)})"
@@ -164,7 +163,8 @@ class SpecialFunction(sp.Function):
         template = self._declaration["latex"]
         arguments = [printer._print(argument) for argument in self.args]
         if template is None:
-            body = rf"\operatorname{{{self.func.__name__.replace('_', chr(92) + '_')}}}\left({', '.join(arguments)}\right)"
+            name = self.func.__name__.replace("_", r"\_")
+            body = rf"\operatorname{{{name}}}\left({', '.join(arguments)}\right)"
         else:
             body = template.format(*arguments)
         return body if exp is None else rf"\left({body}\right)^{{{exp}}}"
@@ -175,6 +175,22 @@ class SpecialFunction(sp.Function):
         if template is None:
             return f"{self.func.__name__}({', '.join(arguments)})"
         return template.format(*arguments)
+
+
+class _Printed:
+    """An argument as a template field: ``{0}`` is its printed form, ``{0:p}`` the same in
+    parentheses unless it is a symbol or a number (an operand of / or -, say)."""
+
+    def __init__(self, printer, argument):
+        self.printer, self.argument = printer, argument
+
+    def __format__(self, spec: str) -> str:
+        printed = self.printer._print(self.argument)
+        if spec == "p" and not self.argument.is_Atom:
+            return f"({printed})"
+        if spec not in ("", "p"):
+            raise ValueError(f"unknown template field format {spec!r} (use {{0}} or {{0:p}})")
+        return printed
 
 
 def special_function(name: str, arguments: int, *, meaning: Callable, mpmath: Callable | None = None,

@@ -83,7 +83,7 @@ expm1mx = special_function(
 sqrt_ratio = special_function(
     "sqrt_ratio", 2, meaning=lambda a, b: sp.sqrt(a / b),
     mpmath=lambda a, b: mpmath.sqrt(a / b),
-    numpy="numpy.sqrt({0}/{1})", torch="torch.sqrt({0}/{1})", jax="jax.numpy.sqrt({0}/{1})",
+    numpy="numpy.sqrt({0:p}/{1:p})", torch="torch.sqrt({0:p}/{1:p})", jax="jax.numpy.sqrt({0:p}/{1:p})",
     latex=r"\sqrt{{\frac{{{0}}}{{{1}}}}}",
     doc="sqrt(a / b), formed as the square root of the quotient: for tiny a and b of similar "
         "size, sqrt(a)/sqrt(b) times a tiny value can underflow where sqrt(a / b) cannot.")
@@ -115,7 +115,7 @@ sigmoid = special_function(
     "sigmoid", 1, meaning=lambda t: 1 / (1 + sp.exp(-t)),
     mpmath=lambda t: 1 / (1 + mpmath.exp(-t)),
     derivative=lambda t: sigmoid(t) * sigmoid(-t), real=True,
-    numpy="numpy.exp(-numpy.logaddexp(0.0, -{0}))", torch="torch.sigmoid(torch.as_tensor({0}))",
+    numpy="numpy.exp(-numpy.logaddexp(0.0, -{0:p}))", torch="torch.sigmoid(torch.as_tensor({0}))",
     jax="jax.nn.sigmoid({0})", latex=r"\sigma\left({0}\right)",
     doc="The logistic function 1/(1 + e^-t), kept whole under SymPy's rewrites (expand would split "
         "e^-t into factors that overflow where their product does not).")
@@ -156,7 +156,8 @@ sin_product = special_function(
     lemmas=[DIFFERENCE_OF_SQUARES],
     numeric=lambda x, y: sp.sin(x) * sp.sin(y),
     mpmath=lambda x, y: mpmath.sin(x) * mpmath.sin(y),
-    numpy=lambda x, y: sp.Mul(sp.sin(x), sp.sin(y), evaluate=False),
+    numpy="(numpy.sin({0})*numpy.sin({1}))", torch="(torch.sin({0})*torch.sin({1}))",
+    jax="(jax.numpy.sin({0})*jax.numpy.sin({1}))",
     latex=r"\sin\left({0}\right) \sin\left({1}\right)", text="(sin({0})*sin({1}))",
     doc="sin(x) sin(y), the product a stable rewrite evaluates with x and y formed directly; its "
         "meaning for proofs is the difference of squares sin^2((x + y)/2) - sin^2((x - y)/2), by "

@@ -11,6 +11,7 @@ import functools
 import importlib
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import mpmath
 import numpy as np
@@ -89,13 +90,37 @@ def parameter_strategy(derivation):
     return points()
 
 
+def _point_key(point: dict) -> tuple:
+    """A point as a hashable key, exact (NumPy's repr of an array rounds its entries)."""
+    return tuple((name, (value.shape, value.tobytes()) if isinstance(value, np.ndarray) else repr(value))
+                 for name, value in sorted(point.items()))
+
+
 class _CheckFailed(Exception):
     pass
+
+
+def _keep_hypothesis_out_of_the_working_directory() -> None:
+    """Hypothesis keeps files (constants it found in the source) under ``.hypothesis/`` in
+    the working directory. symgen's checks are its own business, not the user's project:
+    unless the user chose a place, or this is a pytest session (whose project has its own
+    ``.hypothesis/``), they go into symgen's cache directory."""
+    import os
+    import sys
+    import tempfile
+
+    from . import cache
+
+    if "HYPOTHESIS_STORAGE_DIRECTORY" in os.environ or "pytest" in sys.modules:
+        return
+    root = cache.directory() or Path(tempfile.gettempdir()) / "symgen"
+    os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = str(root / "hypothesis")
 
 
 def run_check(derivation, check, values: "Evaluation", *, examples: int = DEFAULT_EXAMPLES,
               derandomize: bool = True, shrink: bool = True) -> CheckReport:
     """Evaluate ``check`` at up to ``examples`` points; on failure, shrink to a minimal one."""
+    _keep_hypothesis_out_of_the_working_directory()
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import strategies as st
 
@@ -105,7 +130,17 @@ def run_check(derivation, check, values: "Evaluation", *, examples: int = DEFAUL
     report = CheckReport(derivation.name, check.description, check.kind, tuple(check.outputs))
     phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if shrink else [])
 
+    # Hypothesis runs a failing example once more to report it, and shrinking may revisit
+    # a point: an evaluation is a function of the point and the seed, so each is done once.
+    seen: dict = {}
+
     def evaluate(point, seed):
+        key = (_point_key(point), seed)
+        if key not in seen:
+            seen[key] = _evaluate(point, seed)
+        return seen[key]
+
+    def _evaluate(point, seed):
         try:
             with np.errstate(all="ignore"):
                 return check.run(values, point, np.random.default_rng(seed))
@@ -154,18 +189,36 @@ class Evaluation:
     """What a check compares against: the value of every output at a point
     (``evaluation(point) -> {output: value}``) and, for checks that apply the
     formula to samples (Stein's identity, say), a vectorized NumPy function of each
-    output (``evaluation.vectorized(output)(**arrays)``)."""
+    output (``evaluation.vectorized(output)(**arrays)``).
 
-    def __init__(self, derivation, point_values, vectorized):
+    ``float64`` says the values come from float64 code (the shipped function) rather than
+    from a high-precision evaluation (a candidate formula): then a deterministic check must
+    allow for the rounding any float64 code makes where the function is ill-conditioned
+    (:meth:`rounding`)."""
+
+    def __init__(self, derivation, point_values, vectorized, float64: bool = False):
         self.derivation = derivation
         self._point_values = point_values
         self._vectorized = vectorized
+        self._compiled: dict = {}
+        self.float64 = float64
 
     def __call__(self, point: dict) -> dict:
         return self._point_values(point)
 
     def vectorized(self, output: str):
-        return self._vectorized(output)
+        if output not in self._compiled:       # compiled once per output, not per point
+            self._compiled[output] = self._vectorized(output)
+        return self._compiled[output]
+
+    def rounding(self, output: str, point: dict) -> float:
+        """The absolute error a backward-stable float64 evaluation may make at ``point``:
+        ULPS_PER_CONDITION ulps of sum_i |x_i df/dx_i| (0 for high-precision values)."""
+        if not self.float64:
+            return 0.0
+        from .evaluate import EPS64, ULPS_PER_CONDITION, sensitivity
+
+        return ULPS_PER_CONDITION * EPS64 * sensitivity(self.derivation, output, point)
 
 
 def formula_function(derivation):
@@ -209,7 +262,7 @@ def formula_values(derivation, function=None) -> Evaluation:
             return {names[0]: result}
         return dict(zip(names, result))
 
-    return Evaluation(derivation, values, lambda output: _select(derivation, function, output))
+    return Evaluation(derivation, values, lambda output: _select(derivation, function, output), float64=True)
 
 
 def _elementwise(reduce):

@@ -27,6 +27,7 @@ class VectorIdentityCheck:
     atol: float = 0.0
     derivation: object = field(default=None, repr=False)
     kind = "identity"
+    applies_formula = False
 
     @property
     def outputs(self):
