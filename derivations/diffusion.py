@@ -108,8 +108,8 @@ def _forward_chain_cgf_mpmath(variable, start, alpha):
 # by induction over the steps (the lemma above), as the CGF of N(sqrt(alpha_bar) x_0,
 # 1 - alpha_bar); numerically (numbers for x_0 and alpha_bar, u still a symbol), by running the
 # moment recursion through an uneven schedule at 60 digits.
-ForwardChainCGF = special_function(
-    "ForwardChainCGF", 3,
+forward_chain_cgf = special_function(
+    "forward_chain_cgf", 3,
     meaning=lambda variable, start, alpha: gaussian_cgf(variable, sp.sqrt(alpha) * start, 1 - alpha),
     lemmas=[FORWARD_INDUCTION],
     variables=(0,),
@@ -137,7 +137,7 @@ diffusion_marginal = Derivation(
     ],
 )
 
-forward_cgf = ForwardChainCGF(u, x0, alpha_bar)
+forward_cgf = forward_chain_cgf(u, x0, alpha_bar)
 closed_cgf = gaussian_cgf(u, sp.sqrt(alpha_bar) * x0, 1 - alpha_bar)
 COMPOSE = ("compose the Gaussian steps: K_s(u) = K_{s-1}(sqrt(1 - beta_s) u) + beta_s u^2/2; "
            "by induction on s (base case and step proved by SymPy) K_t is the CGF of "

@@ -103,8 +103,8 @@ COSINE_ANGLE = Lemma(
 # kept unevaluated. It is evaluated two independent ways: symbolically, through the proved angle
 # identity, as sin^2(phi_step)/sin^2(c); at numbers, from the paper's cosines by mpmath at 60
 # digits, so a step's spot check compares two computations that share nothing.
-CosineLevel = special_function(
-    "CosineLevel", 2,
+cosine_level = special_function(
+    "cosine_level", 2,
     meaning=lambda step, steps: sp.sin(SIGNAL_ANGLE * (steps - step) / steps) ** 2 / sp.sin(SIGNAL_ANGLE) ** 2,
     lemmas=[COSINE_ANGLE],
     numeric=lambda step, steps: sp.Float(paper_cosine_level(_as_mpf(step), _as_mpf(steps)), 55),
@@ -146,14 +146,14 @@ ANGLE_REASON = ("with phi_u = pi/2 - (u/T + s)/(1 + s) pi/2 = c (T - u)/T, c = p
                 "f(u) = cos^2(pi/2 - phi_u) = sin^2(phi_u) and f(0) = sin^2(c) (angle identity proved by SymPy)")
 
 (diffusion_cosine_schedule
- .define(CosineLevel(t, T), "definition (Nichol & Dhariwal 2021, Eq. 17): alpha_bar_t = f(t)/f(0), "
+ .define(cosine_level(t, T), "definition (Nichol & Dhariwal 2021, Eq. 17): alpha_bar_t = f(t)/f(0), "
                             "f(u) = cos^2((u/T + s)/(1 + s) pi/2), s = 0.008", output="alpha_bar",
          doc="alpha_bar_t, the signal level after t steps")
  .step(sp.sin(phi_t) ** 2 / sp.sin(SIGNAL_ANGLE) ** 2,
        ANGLE_REASON + "; sin(phi_t) is accurate to the last step, where cos of an angle near pi/2 is not"))
 
 (diffusion_cosine_schedule
- .define(minimum(1 - CosineLevel(t, T) / CosineLevel(t - 1, T), BETA_CLIP),
+ .define(minimum(1 - cosine_level(t, T) / cosine_level(t - 1, T), BETA_CLIP),
          "definition (Nichol & Dhariwal 2021, Sec. 3.2): beta_t = 1 - alpha_bar_t/alpha_bar_{t-1}, so that "
          "prod_s (1 - beta_s) = alpha_bar_t, clipped at 0.999 against the singularity at t = T",
          output="beta", doc="beta_t, the variance added at step t (at most 0.999)")
@@ -167,7 +167,7 @@ ANGLE_REASON = ("with phi_u = pi/2 - (u/T + s)/(1 + s) pi/2 = c (T - u)/T, c = p
          "where 1 - alpha_bar_t/alpha_bar_{t-1} keeps only about 1/(T beta_t) of the digits"))
 
 (diffusion_cosine_schedule
- .define(CosineLevel(t, T) / (1 - CosineLevel(t, T)),
+ .define(cosine_level(t, T) / (1 - cosine_level(t, T)),
          "definition: SNR = alpha_bar/(1 - alpha_bar), the signal-to-noise ratio of x_t "
          "(Kingma et al. 2021, Eq. 2)", output="snr", doc="alpha_bar_t/(1 - alpha_bar_t)")
  .step(sp.sin(phi_t) ** 2 / (sp.sin(SIGNAL_ANGLE) ** 2 - sp.sin(phi_t) ** 2),

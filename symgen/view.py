@@ -28,8 +28,7 @@ def text(record: dict) -> str:
             lines.extend(textwrap.wrap(step["reason"], 92, initial_indent="      why:    ",
                                        subsequent_indent="              "))
             if index and step["proof"]:
-                lines.extend(textwrap.wrap(step["proof"], 92, initial_indent="      proved: ",
-                                           subsequent_indent="              "))
+                lines.append(f"      proved: {step['proof']}")
         lines.append(f"  closed form: {output['closed_form']['text']}")
     lines += ["", f"function: symgen.{signature(record)}"]
     if record["references"]:

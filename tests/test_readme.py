@@ -30,3 +30,19 @@ def test_own_derivation_example(tmp_path):
     refuted = symgen("check", "affine_normal.var", "gain")
     assert refuted.returncode == 1 and "counterexample" in refuted.stdout
     assert symgen("check", "affine_normal.var", "gain**2", "--examples", "5").returncode == 0
+
+
+def test_the_shown_commands_print_what_the_readme_says(tmp_path):
+    # Every line of the first screen's terminal blocks (but the elided "...") is in what the
+    # command prints now.
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    for block in re.findall(r"```text\n\$ (symgen [^\n]*)\n(.*?)```", README, re.S):
+        command, shown = block
+        arguments = re.findall(r'"[^"]*"|\S+', command)[1:]
+        printed = subprocess.run([sys.executable, "-m", "symgen", *[a.strip('"') for a in arguments]],
+                                 capture_output=True, text=True, cwd=tmp_path, env=environment).stdout
+        for line in shown.splitlines():
+            if line.strip() and line.strip() != "...":
+                # A line cut short with "..." in the README is a prefix of the printed one.
+                expected = line.rstrip().removesuffix("...").rstrip(" ,")
+                assert expected in printed, (command, line)
