@@ -190,3 +190,21 @@ def test_reference_values_settle_on_zero_only_below_float64s_range(monkeypatch, 
     monkeypatch.setattr(evaluate_module, "evaluate", lambda *arguments: next(sequence))
     result = evaluate_module.reference_value(None, None, {})
     assert (result == 0) == expected_zero
+
+
+def test_the_engines_smallest_complete_example_verifies(tmp_path):
+    # The example in symgen/engine/__init__.py's docstring, the one a new contributor reads first.
+    import symgen.engine
+
+    docstring = symgen.engine.__doc__
+    example = textwrap.dedent(docstring.split("The smallest complete derivation::\n", 1)[1].split("\n\n``symgen", 1)[0])
+    (tmp_path / "affine_mean.py").write_text(example)
+    found = catalogue.collect([tmp_path / "affine_mean.py"])["affine_mean"]
+    catalogue.add_path(tmp_path / "affine_mean.py")
+    try:
+        report = symgen.verify(["affine_mean"], examples=3)
+        assert report.passed and [row.kind for row in report.rows] == ["proof", "accuracy", "mean"]
+        assert not symgen.check("affine_mean", "shift + 0.01*gain").verified
+    finally:
+        catalogue._extra_paths.remove((tmp_path / "affine_mean.py").resolve())
+    assert found.output().steps[1].proof.startswith("SymPy")

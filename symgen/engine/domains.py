@@ -164,14 +164,12 @@ class NonZero:
 
     def strategy(self, dimensions):
         st = _hypothesis()
-        log_uniform = st.floats(math.log(self.low), math.log(self.high)).map(math.exp)
-        plain = st.floats(self.low, self.high)
-        magnitude = st.one_of(plain, log_uniform).filter(lambda v: self.low <= v <= self.high)
+        magnitude = Positive(self.low, self.high).strategy(dimensions)
         return st.tuples(st.sampled_from([1.0, -1.0]), magnitude).map(lambda pair: pair[0] * pair[1])
 
     def sample(self, rng, dimensions):
         sign = 1.0 if rng.random() < 0.5 else -1.0
-        return sign * float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+        return sign * Positive(self.low, self.high).sample(rng, dimensions)
 
     def nearby(self, value, relative, scale=1.0):
         return value * (1 + relative)

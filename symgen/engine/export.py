@@ -13,7 +13,7 @@ from sympy.printing.numpy import JaxPrinter, NumPyPrinter
 from sympy.printing.pytorch import TorchPrinter
 
 from .primitives import log_normal_mass
-from .printer import fold_constants
+from .printer import PlainNumbers, fold_constants
 
 MODULES = {"numpy": "numpy", "torch": "torch", "jax": "jax.numpy"}
 # Where each backend keeps the normal CDF and its logarithm (NumPy has neither).
@@ -73,7 +73,7 @@ def log_normal_mass(a, b):
 
 
 def _printer_class(base, module):
-    class BackendPrinter(base):
+    class BackendPrinter(PlainNumbers, base):
         # Special functions print themselves from their declarations (torch=, jax=); the
         # prelude above defines the ones that print as a plain call (log1pmx(...)). For
         # NumPy the declaration names symgen's own helpers (stable.log1pmx), which an
@@ -93,15 +93,6 @@ def _printer_class(base, module):
 
         def _print_expm1(self, expression):
             return f"{module}.expm1({self._print(expression.args[0])})"
-
-        def _print_Float(self, expression):
-            return repr(float(expression))
-
-        def _print_Rational(self, expression):
-            return repr(float(expression))
-
-        def _print_Integer(self, expression):
-            return str(int(expression))
 
         def _print_Piecewise(self, expression):
             *branches, (otherwise, _) = expression.args

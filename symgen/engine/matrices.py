@@ -13,14 +13,9 @@ import mpmath
 import sympy as sp
 
 
-class MatrixSqrt(sp.MatrixExpr):
-    """M^1/2, the symmetric positive semi-definite square root of a symmetric PSD matrix M.
-
-    Kept unevaluated for matrix symbols. With an explicit matrix substituted, ``doit``
-    gives it exactly when SymPy can (1x1: sqrt(m); diagonal: the square roots of the
-    diagonal) and numerically, at the precision of the entries, from mpmath's symmetric
-    eigendecomposition when the entries are numbers.
-    """
+class SymmetricMatrixFunction(sp.MatrixExpr):
+    """f(M) of a symmetric matrix M, a symmetric matrix of M's shape, kept unevaluated for a
+    matrix symbol; ``doit`` applies :meth:`explicit` once M is an explicit matrix."""
 
     def __new__(cls, matrix):
         return sp.MatrixExpr.__new__(cls, sp.sympify(matrix))
@@ -30,16 +25,48 @@ class MatrixSqrt(sp.MatrixExpr):
         return self.args[0].shape
 
     def _entry(self, i, j, **kwargs):
-        raise NotImplementedError("MatrixSqrt has entries only for explicit matrices (use doit)")
+        raise NotImplementedError(f"{type(self).__name__} has entries only for explicit matrices (use doit)")
 
     def _eval_transpose(self):
-        return self          # the square root of a symmetric matrix is symmetric
+        return self          # a function of a symmetric matrix is symmetric
 
     def doit(self, **hints):
         matrix = self.args[0].doit(**hints) if hints.get("deep", True) else self.args[0]
         if isinstance(matrix, sp.MatrixBase):
-            return _explicit_sqrt(sp.ImmutableMatrix(matrix))
-        return MatrixSqrt(matrix)
+            return self.explicit(sp.ImmutableMatrix(matrix))
+        return type(self)(matrix)
+
+    @classmethod
+    def explicit(cls, matrix):
+        raise NotImplementedError
+
+
+class MatrixSqrt(SymmetricMatrixFunction):
+    """M^1/2, the symmetric positive semi-definite square root of a symmetric PSD matrix M.
+
+    Kept unevaluated for matrix symbols. With an explicit matrix substituted, ``doit``
+    gives it exactly when SymPy can (1x1: sqrt(m); diagonal: the square roots of the
+    diagonal) and numerically, at the precision of the entries, from mpmath's symmetric
+    eigendecomposition when the entries are numbers.
+    """
+
+    @classmethod
+    def explicit(cls, matrix):
+        size = matrix.shape[0]
+        if all(entry.is_number for entry in matrix):
+            bits = max([entry._prec for entry in matrix.atoms(sp.Float)] + [133]) + 40
+            with mpmath.workprec(bits):
+                numeric = mpmath.matrix([[mpmath.mpmathify(sp.N(entry, mpmath.libmp.prec_to_dps(bits)))
+                                          for entry in row] for row in matrix.tolist()])
+                numeric = (numeric + numeric.T) / 2
+                eigenvalues, vectors = mpmath.eigsy(numeric)
+                root = vectors * mpmath.diag([mpmath.sqrt(max(e, 0)) for e in eigenvalues]) * vectors.T
+                digits = mpmath.libmp.prec_to_dps(bits)
+                return sp.ImmutableMatrix(size, size, [sp.Float(root[i, j], digits)
+                                                       for i in range(size) for j in range(size)])
+        if all(matrix[i, j] == 0 for i in range(size) for j in range(size) if i != j):
+            return sp.ImmutableMatrix(sp.diag(*[sp.sqrt(matrix[i, i]) for i in range(size)]))
+        return cls(matrix)
 
     def _latex(self, printer, exp=None):
         body = rf"\left({printer._print(self.args[0])}\right)^{{1/2}}"
@@ -49,45 +76,12 @@ class MatrixSqrt(sp.MatrixExpr):
         return f"sqrtm({printer._print(self.args[0])})"
 
 
-def _explicit_sqrt(matrix):
-    size = matrix.shape[0]
-    if all(entry.is_number for entry in matrix):
-        bits = max([entry._prec for entry in matrix.atoms(sp.Float)] + [133]) + 40
-        with mpmath.workprec(bits):
-            numeric = mpmath.matrix([[mpmath.mpmathify(sp.N(entry, mpmath.libmp.prec_to_dps(bits)))
-                                      for entry in row] for row in matrix.tolist()])
-            numeric = (numeric + numeric.T) / 2
-            eigenvalues, vectors = mpmath.eigsy(numeric)
-            root = vectors * mpmath.diag([mpmath.sqrt(max(e, 0)) for e in eigenvalues]) * vectors.T
-            digits = mpmath.libmp.prec_to_dps(bits)
-            return sp.ImmutableMatrix(size, size, [sp.Float(root[i, j], digits)
-                                                   for i in range(size) for j in range(size)])
-    if all(matrix[i, j] == 0 for i in range(size) for j in range(size) if i != j):
-        return sp.ImmutableMatrix(sp.diag(*[sp.sqrt(matrix[i, i]) for i in range(size)]))
-    return MatrixSqrt(matrix)
-
-
-class DiagonalPart(sp.MatrixExpr):
+class DiagonalPart(SymmetricMatrixFunction):
     """diag(diag(M)): M with its off-diagonal entries set to 0 (for explicit matrices)."""
 
-    def __new__(cls, matrix):
-        return sp.MatrixExpr.__new__(cls, sp.sympify(matrix))
-
-    @property
-    def shape(self):
-        return self.args[0].shape
-
-    def _entry(self, i, j, **kwargs):
-        raise NotImplementedError("DiagonalPart has entries only for explicit matrices (use doit)")
-
-    def _eval_transpose(self):
-        return self
-
-    def doit(self, **hints):
-        matrix = self.args[0].doit(**hints) if hints.get("deep", True) else self.args[0]
-        if isinstance(matrix, sp.MatrixBase):
-            return sp.ImmutableMatrix(sp.diag(*[matrix[i, i] for i in range(matrix.shape[0])]))
-        return DiagonalPart(matrix)
+    @classmethod
+    def explicit(cls, matrix):
+        return sp.ImmutableMatrix(sp.diag(*[matrix[i, i] for i in range(matrix.shape[0])]))
 
     def _sympystr(self, printer):
         return f"diag({printer._print(self.args[0])})"

@@ -1,6 +1,6 @@
 """Cancellation-free primitives that the derivations' stable rewrites print to.
 
-Each is declared in SymPy (``symgen.engine.symbolic``) with its textbook meaning, so a
+Each is declared in SymPy (``symgen.engine.primitives``) with its textbook meaning, so a
 derivation proves the rewrite equal to the textbook form; here it is evaluated without
 the catastrophic cancellation of that form near 0. Accuracy against 50-digit mpmath is
 tested in ``tests/test_numerics_stable.py``.
