@@ -14,6 +14,7 @@ and the caller derives afresh.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -35,7 +36,14 @@ def derivations_directory() -> Path | None:
 
 
 def source_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """sha256 of a file's bytes (computed again only when the file changes)."""
+    status = path.stat()
+    return _digest(str(path), status.st_mtime_ns, status.st_size)
+
+
+@functools.lru_cache(maxsize=None)
+def _digest(path: str, modified: int, size: int) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def topic_digests(directory: Path | None = None) -> dict[str, str]:
@@ -49,6 +57,15 @@ def topic_digests(directory: Path | None = None) -> dict[str, str]:
 
 def load_catalogue() -> dict | None:
     """The catalogue summary as built, or None when there is none (or in another format)."""
+    try:
+        status = (INDEX / CATALOGUE_FILE).stat()
+    except OSError:
+        return None
+    return _load_catalogue(status.st_mtime_ns, status.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_catalogue(modified: int, size: int) -> dict | None:
     try:
         catalogue = json.loads((INDEX / CATALOGUE_FILE).read_text())
     except (OSError, ValueError):

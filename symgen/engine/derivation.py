@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -187,8 +188,6 @@ class Derivation:
     @property
     def topic(self) -> str:
         """The module the derivation lives in (derivations/<topic>.py), by its file name."""
-        from pathlib import Path
-
         return Path(self.source).stem if self.source else self.name
 
     # --- writing the chain --------------------------------------------------------

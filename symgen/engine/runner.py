@@ -113,7 +113,7 @@ def _keep_hypothesis_out_of_the_working_directory() -> None:
 
     if "HYPOTHESIS_STORAGE_DIRECTORY" in os.environ or "pytest" in sys.modules:
         return
-    root = cache.directory() or Path(tempfile.gettempdir()) / "symgen"
+    root = cache.directory() or Path(tempfile.gettempdir()) / "symgen-cache"
     os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = str(root / "hypothesis")
 
 
