@@ -29,7 +29,7 @@ from symgen import records
 
 from . import docs
 from .catalogue import builtin_directory, collect
-from .printer import HEADER, _function_source, module_source
+from .printer import _function_source, module_source
 from .record import record_of, summary_of
 
 #: Values of a formula printed by two SymPy releases: both within 1e-12 of the truth.
@@ -286,5 +286,3 @@ def _build_docs(root: Path, found: dict, check: bool, progress) -> list[str]:
                             sources[derivation.name], generated[derivation.name], root)
     return stale
 
-
-__all__ = ["HEADER", "build", "formula_files", "index_files", "with_catalogue_table"]

@@ -163,9 +163,6 @@ sin_product = special_function(
         "meaning for proofs is the difference of squares sin^2((x + y)/2) - sin^2((x - y)/2), by "
         "the lemma sin(a + b) sin(a - b) = sin^2 a - sin^2 b.")
 
-STABLE_PRIMITIVES = (log1pmx, expm1mx, sqrt_ratio, log_normal_mass, softplus, logaddexp, sigmoid,
-                     normal_cdf, log_normal_cdf, minimum, sin_product)
-
 
 def rewrite_textbook(expression):
     """Every stable primitive (and SymPy's log1p, expm1) replaced by its textbook meaning;
