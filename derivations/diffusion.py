@@ -29,8 +29,8 @@ import numpy as np
 import sympy as sp
 from sympy.codegen.cfunctions import expm1
 
-from symgen.engine import (ConditionalCheck, Derivation, DistributionCheck, IdentityCheck, Interval, Lemma, MeanCheck,
-                           Param, Positive, Real, lazy_module, log_normal_pdf, special_function, sqrt_ratio)
+from symgen.engine import (ConditionalCheck, Controlled, Derivation, DistributionCheck, IdentityCheck, Interval, Lemma,
+                           MeanCheck, Param, Positive, Real, lazy_module, log_normal_pdf, special_function, sqrt_ratio)
 
 # SciPy is loaded when a check first runs, so importing this module stays cheap.
 integrate = lazy_module("scipy.integrate")
@@ -157,59 +157,95 @@ COMPOSE = ("compose the Gaussian steps: K_s(u) = K_{s-1}(sqrt(1 - beta_s) u) + b
                       "alpha_bar >= 1/2, so no rewrite is needed near alpha_bar = 1)"))
 
 
-def forward_chain(rng, n, start, alpha, steps, antithetic=False):
-    """Run the forward chain from ``start`` for ``steps`` steps whose signal levels
-    multiply to ``alpha``, on a random (Dirichlet) split of -log(alpha) between steps.
+def schedule_at(point, most_steps):
+    """The split of log(alpha_bar) between the steps of the forward chain run at a parameter
+    point: 1 to ``most_steps`` steps, Dirichlet fractions, drawn from a generator seeded by the
+    point's own bits. It varies from point to point as a random schedule would, while every
+    sample at one point (the main sample and the pilot the control variates are fitted on,
+    symgen/engine/controls.py) runs the same chain."""
+    seed = np.frombuffer(np.asarray(point, dtype=np.float64).tobytes(), dtype=np.uint32)
+    generator = np.random.default_rng(seed.tolist())
+    return generator.dirichlet(np.ones(int(generator.integers(1, most_steps + 1))))
 
-    With ``antithetic``, also run it on the negated noise and return both runs."""
-    log_keeps = rng.dirichlet(np.ones(steps)) * math.log(alpha) if alpha < 1 else np.zeros(steps)
-    x = np.full(n, float(start))
-    mirrored = x.copy()
-    for log_keep in log_keeps:
+
+def run_chain(start, alpha, fractions, normals):
+    """x_t of the forward chain from ``start``, one step per column of ``normals`` (n, steps):
+    x_s = sqrt(1 - beta_s) x_{s-1} + sqrt(beta_s) z_s, with log(1 - beta_s) the step's
+    fraction of log(alpha) (DDPM Eq. 2).
+
+    The chain is linear, so it runs as two, added at the end: its noise-free part from
+    ``start`` and its noise from 0. Run as one, x_t rounds to an ulp of x_0 at every step, and
+    over several steps that rounding correlates with the noise: at x_0 = 10, alpha = 1 - 1e-12
+    (noise 1e-6) it moved the noise's variance by 1e-9 of itself, which the control variates
+    resolve."""
+    log_keeps = fractions * math.log(alpha) if alpha < 1 else np.zeros(len(fractions))
+    signal, noise = float(start), np.zeros(normals.shape[0])
+    for log_keep, column in zip(log_keeps, normals.T):
         # 1 - beta_s = exp(log_keep); beta_s by expm1, exact even for tiny steps.
         keep, noise_scale = math.exp(log_keep / 2), math.sqrt(-math.expm1(log_keep))
-        noise = noise_scale * rng.standard_normal(n)
-        x = keep * x + noise
-        if antithetic:
-            mirrored = keep * mirrored - noise
-    return (x, mirrored) if antithetic else x
+        signal, noise = keep * signal, keep * noise + noise_scale * column
+    return signal + noise
+
+
+def forward_chain(rng, n, start, alpha, fractions):
+    """n runs of the forward chain (``run_chain``) and the standard normals they were built from."""
+    normals = rng.standard_normal((n, len(fractions)))
+    return run_chain(start, alpha, fractions, normals), normals
+
+
+# At most 4 steps: x_t is linear in the 4 normals, so every moment below is a polynomial of
+# degree <= 2 in them, which the Hermite control variates remove exactly.
+MARGINAL_STEPS = 4
 
 
 def run_forward_chain(rng, n, x0, alpha_bar):
-    return forward_chain(rng, n, x0, alpha_bar, steps=int(rng.integers(1, 5)))
+    x, normals = forward_chain(rng, n, x0, alpha_bar, schedule_at((x0, alpha_bar), MARGINAL_STEPS))
+    return Controlled(x, normals)
+
+
+def antithetic_runs(rng, n, x0, alpha_bar):
+    """A run of the chain, its mirror (the same noise negated, equal in law) and the normals."""
+    fractions = schedule_at((x0, alpha_bar), MARGINAL_STEPS)
+    x, normals = forward_chain(rng, n, x0, alpha_bar, fractions)
+    return x, run_chain(x0, alpha_bar, fractions, -normals), normals
 
 
 def antithetic_mean(rng, n, x0, alpha_bar):
-    # The chain is linear in its noise, so the average of a run and its mirror (noise
-    # negated, equal in law) is its noise-free part: an unbiased estimate of E[x_t | x_0]
-    # with no variance left, which refutes any wrong mean at once.
-    x, mirrored = forward_chain(rng, n, x0, alpha_bar, steps=int(rng.integers(1, 5)), antithetic=True)
+    # The chain is linear in its noise, so the average of a run and its mirror is its
+    # noise-free part: an unbiased estimate of E[x_t | x_0] with no variance left, which
+    # refutes any wrong mean at once.
+    x, mirrored, _ = antithetic_runs(rng, n, x0, alpha_bar)
     return (x + mirrored) / 2
 
 
 def squared_noise(rng, n, x0, alpha_bar):
     # Half the difference of a run and its mirror is its noise part, x_t - E[x_t | x_0],
-    # without estimating the mean: its square has expectation Var[x_t | x_0].
-    x, mirrored = forward_chain(rng, n, x0, alpha_bar, steps=int(rng.integers(1, 5)), antithetic=True)
-    return ((x - mirrored) / 2) ** 2
+    # without estimating the mean: its square has expectation Var[x_t | x_0]. It is a
+    # quadratic in the normals, so the control variates leave only rounding.
+    x, mirrored, normals = antithetic_runs(rng, n, x0, alpha_bar)
+    return Controlled(((x - mirrored) / 2) ** 2, normals)
 
 
+# False alarms: 1e-9 per evaluation for each check (ALPHA_PER_EVALUATION; batch-means t tests,
+# and for the distribution check three tests at a third of it each).
 diffusion_marginal.add_check(MeanCheck(
     antithetic_mean, "E[x_t | x_0]: forward chain run step by step (1-4 steps, random schedule), "
     "antithetic pairs", output="mean", samples=100_000, batches=100))
-# 10^6 draws of a chi-square(1) variable put the standard error at 0.14% of the variance,
-# so a 1% error stands 7 standard errors out.
+# Resolution ~1e-12 of the variance wherever it is >= 1e-3 (rounding only: the squared noise is
+# a quadratic in the normals); it grows as 1e-12 / (1 - alpha_bar) towards alpha_bar = 1, where
+# MeanCheck's rounding allowance, 1e-12 of max(1, |draws|), is absolute.
 diffusion_marginal.add_check(MeanCheck(
-    squared_noise, "Var[x_t | x_0]: squared noise part of antithetic forward-chain runs",
-    output="var", samples=1_000_000, batches=400))
-# Goodness of fit of the whole law; fewer draws (the KS test costs most of the time): the
-# two checks above give the power on each moment.
+    squared_noise, "Var[x_t | x_0]: squared noise part of antithetic forward-chain runs, "
+    "control variates", output="var", samples=100_000, batches=400))
+# Goodness of fit of the whole law on the raw draws (KS); the mean and variance tests use the
+# control variates, exact here (x_t is linear in the normals, (x_t - mean)^2 quadratic), so both
+# outputs are resolved to ~1e-12 of their size (the variance relative to itself at any level).
 diffusion_marginal.add_check(DistributionCheck(
     run_forward_chain,
     lambda mean, var: stats.norm(mean, math.sqrt(var)),
     "forward chain run step by step (1-4 steps, random schedule) vs N(mean, var): "
-    "KS, mean and variance",
-    outputs=("mean", "var"), samples=200_000))
+    "KS, mean and variance (control variates)",
+    outputs=("mean", "var"), samples=100_000))
 
 diffusion_marginal.add_slip("alpha_bar*x0", "alpha_bar for sqrt(alpha_bar)", output="mean")
 diffusion_marginal.add_slip("sqrt(1 - alpha_bar)*x0", "signal and noise swapped", output="mean")
@@ -291,20 +327,27 @@ def completed_square():
 
 
 def forward_pair(rng, n, x0, xt, alpha_bar_t, alpha_bar_prev):
-    """Joint draws (x_t, x_{t-1}) given x_0: the forward chain to alpha_bar_prev, then one step."""
-    previous = forward_chain(rng, n, x0, alpha_bar_prev, steps=int(rng.integers(1, 3)))
+    """Joint draws (x_t, x_{t-1}) given x_0: the forward chain to alpha_bar_prev (1-2 steps),
+    then one step; with the normals they were built from."""
+    fractions = schedule_at((x0, xt, alpha_bar_t, alpha_bar_prev), 2)
+    previous, normals = forward_chain(rng, n, x0, alpha_bar_prev, fractions)
     # The last step: 1 - beta_t = alpha_bar_t / alpha_bar_prev, beta_t by an exact subtraction.
     keep = math.sqrt(alpha_bar_t) / math.sqrt(alpha_bar_prev)
     beta = (alpha_bar_prev - alpha_bar_t) / alpha_bar_prev
-    current = keep * previous + math.sqrt(beta) * rng.standard_normal(n)
-    return current, previous
+    last = rng.standard_normal(n)
+    current = keep * previous + math.sqrt(beta) * last
+    return Controlled((current, previous), np.column_stack([normals, last]))
 
 
+# False alarms: 1e-9 per evaluation (two t tests at half of it each, jackknife over batches of
+# control-variate-adjusted moments: symgen/engine/conditional.py). The pair is linear in 2-3
+# normals, so the controls leave only rounding: the resolution is ~1e-12 of the outputs where
+# they are not small, and 1e5 draws are plenty.
 diffusion_posterior.add_check(ConditionalCheck(
     forward_pair, lambda x0, xt, alpha_bar_t, alpha_bar_prev: xt,
-    "joint forward draws (x_t, x_{t-1}) given x_0: least-squares line of x_{t-1} on x_t at xt "
-    "(t test) and residual variance (chi-square test)",
-    mean="mean", var="var"))
+    "joint forward draws (x_t, x_{t-1}) given x_0: the regression line of x_{t-1} on x_t at xt "
+    "and the residual variance, from moments with control variates",
+    mean="mean", var="var", samples=100_000))
 
 diffusion_posterior.add_slip(
     "sqrt(alpha_bar_prev)*(1 - alpha_bar_t/alpha_bar_prev)/(1 - alpha_bar_t)*xt"
@@ -443,17 +486,21 @@ KEEP_REASON = "the same, with 1 - alpha_bar formed first (the variance of x_t is
 
 
 def noise_and_noisy(rng, n, xt, alpha_bar, loc, scale):
-    """Joint draws (x_t, eps): data from N(loc, scale^2), noised with eps (DDPM Eq. 4)."""
-    data = rng.normal(loc, scale, n)
-    eps = rng.standard_normal(n)
-    return math.sqrt(alpha_bar) * data + math.sqrt(1 - alpha_bar) * eps, eps
+    """Joint draws (x_t, eps): data from N(loc, scale^2), noised with eps (DDPM Eq. 4); with
+    the two normals they were built from."""
+    normals = rng.standard_normal((n, 2))
+    data, eps = loc + scale * normals[:, 0], normals[:, 1]
+    return Controlled((math.sqrt(alpha_bar) * data + math.sqrt(1 - alpha_bar) * eps, eps), normals)
 
 
+# False alarms: 1e-9 per evaluation (symgen/engine/conditional.py, jackknife t tests on moments
+# with control variates, exact for this pair linear in two normals: resolution ~1e-12).
 diffusion_optimal_eps.add_check(ConditionalCheck(
     noise_and_noisy, lambda xt, alpha_bar, loc, scale: xt,
-    "joint draws (x_t, eps): least-squares line of eps on x_t at xt (t test; the best predictor "
-    "is linear here) and residual variance = the least squared error (chi-square test)",
-    mean="mean", var="var"))
+    "joint draws (x_t, eps): the regression line of eps on x_t at xt (the best predictor is "
+    "linear here) and the residual variance = the least squared error, from moments with "
+    "control variates",
+    mean="mean", var="var", samples=100_000))
 
 diffusion_optimal_eps.add_slip("1 - alpha_bar", "the data variance forgotten", output="var")
 

@@ -16,14 +16,16 @@ kl_std_normal(loc, logvar) summed over latent dimensions.
 """
 import math
 
+import numpy as np
 import sympy as sp
 
-from symgen.engine import (Covariance, Derivation, GaussianExpectation, IdentityCheck, MeanCheck,
+from symgen.engine import (Controlled, Covariance, Derivation, GaussianExpectation, IdentityCheck, MeanCheck,
                            MvnExpectation, Param, Positive, Real, Vector, expm1mx, lazy_module, log1pmx,
                            log_mvn_pdf, log_normal_pdf, quadratic_form)
 
 # SciPy is loaded when a check first runs, not when the module is imported.
 integrate = lazy_module("scipy.integrate")
+linalg = lazy_module("scipy.linalg")
 stats = lazy_module("scipy.stats")
 
 VAE_REFERENCE = "Kingma & Welling (2014), Auto-Encoding Variational Bayes, Appendix B"
@@ -86,9 +88,18 @@ chain.stable(
     "test on its own value makes the accurate branch cost time only on the few entries near p = q")
 
 
+# The log-ratios of Gaussians are quadratics in the normals the draws are built from, so the
+# Hermite control variates of those normals (symgen/engine/controls.py) leave only rounding:
+# 20_000 draws (and a 20_000-draw pilot) resolve ~1e-12 of the value, where 10^6 plain draws
+# resolved 2e-5 to 1e-4 and kl_mvn's 400_000 6e-4.
+CONTROLLED_SAMPLES = 20_000
+
+
 def sample_log_ratio(rng, n, loc_p, scale_p, loc_q, scale_q):
-    draws = rng.normal(loc_p, scale_p, n)
-    return stats.norm.logpdf(draws, loc_p, scale_p) - stats.norm.logpdf(draws, loc_q, scale_q)
+    normals = rng.standard_normal(n)
+    draws = loc_p + scale_p * normals
+    return Controlled(stats.norm.logpdf(draws, loc_p, scale_p) - stats.norm.logpdf(draws, loc_q, scale_q),
+                      normals)
 
 
 def quadrature_kl(loc_p, scale_p, loc_q, scale_q):
@@ -101,7 +112,8 @@ def quadrature_kl(loc_p, scale_p, loc_q, scale_q):
     return integrate.quad(integrand, -40, 40, epsabs=1e-14, epsrel=1e-12, limit=200)[0]
 
 
-kl_normal.add_check(MeanCheck(sample_log_ratio, "E_p[log p(x) - log q(x)] by Monte Carlo"))
+kl_normal.add_check(MeanCheck(sample_log_ratio, "E_p[log p(x) - log q(x)] by Monte Carlo",
+                              samples=CONTROLLED_SAMPLES, batches=200))
 # quad's own error is ~1e-13 relative here; the absolute floor covers near-equal
 # pairs, where the integrand is a difference of nearly equal logs (~1e-16 absolute).
 kl_normal.add_check(IdentityCheck(quadrature_kl, "the same integral by adaptive quadrature",
@@ -160,15 +172,17 @@ chain.stable(
 
 def sample_log_ratio_std(rng, n, loc, logvar):
     scale_value = math.exp(logvar / 2)
-    draws = rng.normal(loc, scale_value, n)
-    return stats.norm.logpdf(draws, loc, scale_value) - stats.norm.logpdf(draws)
+    normals = rng.standard_normal(n)
+    draws = loc + scale_value * normals
+    return Controlled(stats.norm.logpdf(draws, loc, scale_value) - stats.norm.logpdf(draws), normals)
 
 
 def quadrature_kl_std(loc, logvar):
     return quadrature_kl(loc, math.exp(logvar / 2), 0.0, 1.0)
 
 
-kl_std_normal.add_check(MeanCheck(sample_log_ratio_std, "E_q[log q(z) - log N(z; 0, 1)] by Monte Carlo"))
+kl_std_normal.add_check(MeanCheck(sample_log_ratio_std, "E_q[log q(z) - log N(z; 0, 1)] by Monte Carlo",
+                                  samples=CONTROLLED_SAMPLES, batches=200))
 kl_std_normal.add_check(IdentityCheck(quadrature_kl_std, "the same integral by adaptive quadrature",
                                       rtol=1e-9, atol=1e-13))
 
@@ -221,10 +235,25 @@ chain.step(
     "tr(cov_p^-1 cov_p) = tr(I_d) = d: the textbook closed form")
 
 
+def log_mvn_density_by_cholesky(draws, loc, factor):
+    """log N(draws; loc, L L^T) from the Cholesky factor L: |L^-1 (x - loc)|^2 by a triangular
+    solve, log det = 2 sum log diag L. Backward stable: the quadratic form is good to about
+    sqrt(cond) * 1e-16 of itself, where an inverse (or scipy's eigendecomposition) loses
+    cond * 1e-16, which the control variates below would no longer hide in the noise."""
+    whitened = linalg.solve_triangular(factor, (draws - loc).T, lower=True)
+    return (-0.5 * np.sum(whitened**2, axis=0) - np.sum(np.log(np.diag(factor)))
+            - factor.shape[0] * math.log(2 * math.pi) / 2)
+
+
 def sample_log_ratio_mvn(rng, n, loc_p, cov_p, loc_q, cov_q):
-    p, q = stats.multivariate_normal(loc_p, cov_p), stats.multivariate_normal(loc_q, cov_q)
-    draws = p.rvs(n, random_state=rng).reshape(n, -1)
-    return p.logpdf(draws).reshape(n) - q.logpdf(draws).reshape(n)
+    # x = loc_p + L_p eps with L_p L_p^T = cov_p (Cholesky) and eps ~ N(0, I): the log-ratio is
+    # a quadratic in eps, cross products eps_i eps_j included (they are control variates too).
+    factor_p, factor_q = (np.linalg.cholesky(np.atleast_2d(cov)) for cov in (cov_p, cov_q))
+    normals = rng.standard_normal((n, factor_p.shape[0]))
+    draws = np.atleast_1d(loc_p) + normals @ factor_p.T
+    return Controlled(log_mvn_density_by_cholesky(draws, np.atleast_1d(loc_p), factor_p)
+                      - log_mvn_density_by_cholesky(draws, np.atleast_1d(loc_q), factor_q), normals)
 
 
-kl_mvn.add_check(MeanCheck(sample_log_ratio_mvn, "E_p[log p(x) - log q(x)] by Monte Carlo", samples=400_000))
+kl_mvn.add_check(MeanCheck(sample_log_ratio_mvn, "E_p[log p(x) - log q(x)] by Monte Carlo",
+                           samples=CONTROLLED_SAMPLES, batches=200))

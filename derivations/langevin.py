@@ -25,10 +25,7 @@ import math
 import mpmath
 import sympy as sp
 
-from symgen.engine import Derivation, DistributionCheck, IdentityCheck, Param, Positive, lazy_module
-
-# SciPy is loaded when a check first runs, not when the module is imported.
-stats = lazy_module("scipy.stats")
+from symgen.engine import Controlled, Derivation, IdentityCheck, MeanCheck, Param, Positive
 
 scale = sp.Symbol("scale", positive=True)
 eta = sp.Symbol("eta", positive=True)
@@ -45,8 +42,8 @@ langevin_stationary_var = Derivation(
                 "their discrete approximations, Bernoulli 2(4)",
                 "Song & Ermon (2019), Generative Modeling by Estimating Gradients of the Data Distribution"],
     params=[
-        # Draws: target scales near 1 and steps eta/scale^2 >= 1/16, where chains run from the
-        # target settle within ~90 steps; any positive values are valid inputs.
+        # Draws: target scales near 1 and steps eta/scale^2 >= 1/16, where a few Langevin steps
+        # move a wrong variance by a good part of its error; any positive values are valid inputs.
         Param(scale, Positive(0.5, 2.0), "standard deviation of the Gaussian target"),
         Param(eta, Positive(0.25, 8.0), "step size eta (0 < eta < 2 scale^2)"),
     ],
@@ -89,36 +86,63 @@ def fixed_point_by_root_search(scale, eta):
         return float(mpmath.findroot(excess, (mpmath.mpf(0), high), solver="illinois"))
 
 
-def run_langevin_chains(rng, n, scale, eta):
-    """Final states of n independent chains on the target N(0, scale^2), started at the target.
-
-    Started at variance scale^2 < v, a chain's variance after K steps is
-    v - (1 - eta/scale^2)^(2K) (v - scale^2), which is within 1e-5 of v (relative) once
-    (1 - eta/scale^2)^(2K) <= 1e-5: far below the check's resolution (~5e-3 at 1e5 chains).
-    """
-    contraction_squared = (1 - eta / scale**2) ** 2
-    steps = 1 if contraction_squared == 0 else max(1, math.ceil(math.log(1e-5) / math.log(contraction_squared)))
-    x = rng.normal(0.0, scale, n)
-    noise_scale = math.sqrt(2 * eta)
-    for _ in range(steps):
-        score = -x / scale**2                     # the target's score (score_normal)
-        x = x + eta * score + noise_scale * rng.standard_normal(n)
-    return x
-
-
 # The root search is a deterministic route good to 50 digits; it carries the power against
-# small slips (a 1% error is 1e8 times the tolerance).
+# small slips (a 1% error is 1e8 times the tolerance) up to the stability edge.
 langevin_stationary_var.add_check(IdentityCheck(
     fixed_point_by_root_search, "fixed point of one step's variance map by root search (mpmath, 50 digits)",
     rtol=1e-10))
-# 10^5 chains resolve the variance to ~0.45% (standard error), enough to refute any gross
-# slip by running the dynamics itself; KS tests the whole stationary law.
-langevin_stationary_var.add_check(DistributionCheck(
-    run_langevin_chains,
-    lambda langevin_stationary_var: stats.norm(0.0, math.sqrt(langevin_stationary_var)),
-    "final states of Langevin chains run step by step (to within 1e-5 of stationarity) vs "
-    "N(0, v): KS, mean and variance",
-    outputs=("langevin_stationary_var",), samples=100_000))
+
+
+#: Langevin steps run from the candidate's law. x_K is linear in the K + 1 normals it is built
+#: from (the start and one per step), so x_K^2 - x_0^2 is a quadratic in them, which the
+#: control variates (symgen/engine/controls.py) remove exactly: only rounding is left.
+INVARIANCE_STEPS = 4
+
+
+def langevin_steps(x, scale, eta, noises):
+    """x after one step x' = x + eta s(x) + sqrt(2 eta) xi per row of ``noises``, on the target
+    N(0, scale^2)."""
+    for noise in noises:
+        score = -x / scale**2                     # the target's score (score_normal)
+        x = x + eta * score + math.sqrt(2 * eta) * noise
+    return x
+
+
+def second_moment_change(rng, n, formula, scale, eta):
+    """((x_K^2 + x'_K^2)/2 - x_0^2) / v for n pairs of chains started at +-x_0 ~ N(0, v), v the
+    output (the claimed stationary variance), after INVARIANCE_STEPS steps on the target
+    N(0, scale^2) with the same noise: the relative change of the second moment; with the
+    normals the chains were built from.
+
+    Stationarity is the definition: a law is stationary when a step leaves it unchanged. The
+    chain is linear, so the law stays N(0, .) and only its variance can move: after K steps from
+    variance v it is v* - c^(2K) (v* - v), c = 1 - eta/scale^2, v* the stationary variance, and
+    the mean here, (1 - c^(2K)) (v*/v - 1), is 0 for v = v* only. No chain needs to converge,
+    so the check runs as fast at the stability edge (c -> -1) as anywhere, though there it sees
+    little: an error delta of v moves the mean by (1 - c^(2K)) delta.
+
+    Why this form. The pair's mirrored starts cancel the start-noise cross term of x_K^2 at every
+    draw, so what a wrong v changes in the draws is their expected change, as MeanCheck's
+    resolution assumes. Relative to v, the draws state their rounding on the scale MeanCheck
+    allows for (1e-12): near the edge float64 cannot hold c to better than an ulp, and that alone
+    moves E[x_K^2 - x_0^2] by ~2K eps v, which an absolute allowance would call an error."""
+    variance = float(formula(scale=scale, eta=eta))
+    normals = rng.standard_normal((n, INVARIANCE_STEPS + 1))
+    start = math.sqrt(variance) * normals[:, 0]
+    noises = normals[:, 1:].T
+    ahead, mirrored = langevin_steps(start, scale, eta, noises), langevin_steps(-start, scale, eta, noises)
+    return Controlled(((ahead * ahead + mirrored * mirrored) / 2 - start * start) / variance, normals)
+
+
+# False alarms: 1e-9 per evaluation (ALPHA_PER_EVALUATION, batch-means t test with 399 degrees
+# of freedom). Resolution: ~3e-12 of v where |c| = |1 - eta/scale^2| <= 15/16 (1 - c^8 >= 0.4),
+# growing as ~1e-12 / (1 - c^8) towards the stability edge eta -> 2 scale^2 (14% at the edge
+# points the runner tries), where the root search above resolves it instead. (Chains run to stationarity from the target, as before,
+# resolved 3.8% with 1e5 chains and need ~1/(1 - c^2) steps: 1e16 at the edge.)
+langevin_stationary_var.add_check(MeanCheck(
+    second_moment_change, "N(0, v) is invariant under 4 Langevin steps run from it: mean relative "
+    "change of x^2 is 0 (control variates)",
+    samples=100_000, batches=400, target=lambda **params: 0.0, applies_formula=True))
 
 # --- the usual slips ------------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from symgen.engine import (Derivation, IdentityCheck, Interval, MeanCheck, Param, Positive, Real, lazy_module,
+from symgen.engine import (Controlled, Derivation, IdentityCheck, Interval, MeanCheck, Param, Positive, Real, lazy_module,
                            log_normal_pdf, sigmoid)
 
 # SciPy is loaded when a check first runs, not when the module is imported.
@@ -120,12 +120,6 @@ factors = (sp.exp(log_odds * (1 - sp.sign(log_odds)) / 2), sp.exp(-log_odds * (1
 # --- empirical checks ---------------------------------------------------------------------
 
 
-def equal_mixture_draws(rng, n, loc1, scale1, loc2, scale2):
-    """Draws from q = (N1 + N2)/2, the two components with equal weights."""
-    first = rng.random(n) < 0.5
-    return np.where(first, loc1, loc2) + np.where(first, scale1, scale2) * rng.standard_normal(n)
-
-
 def stein_test_function(at, loc1, scale1, loc2, scale2):
     """f(x) = sum_k (1 + u_k) e^(-u_k^2/2), u_k = (x - loc_k)/scale_k: a bump on each component,
     of height ~1 in its own units. Its constant part sees a wrong constant in the score
@@ -139,41 +133,56 @@ def stein_test_function(at, loc1, scale1, loc2, scale2):
     return total
 
 
-def stein_mixture(rng, n, formula, x, weight, loc1, scale1, loc2, scale2):
-    """Per-draw terms whose mean estimates E_p[s f + f'] for the mixture p = sum_k w_k N_k,
-    which is 0 for the true score s (Stein's identity) and f = stein_test_function.
+def stein_terms(draws, formula, weight, loc1, scale1, loc2, scale2):
+    """sum_k w_k (N_k/q)(s - s_k) f at the draws, q = (N1 + N2)/2, f = stein_test_function: its
+    mean under q estimates E_p[s f + f'] for the mixture p = sum_k w_k N_k, which is 0 for the
+    true score s (Stein's identity).
 
     Split by component, E_p[s f + f'] = sum_k w_k E_k[s f + f'], and from each part Stein's
     identity for the Gaussian N_k itself, E_k[s_k f + f'] = 0 with s_k = -(x - loc_k)/scale_k^2,
     is subtracted as a control variate: the k-th part becomes w_k E_k[(s - s_k) f], where f'
-    cancels and, on the components' own ground (s ~ s_k there), a small remainder replaces a
-    score of size 1/scale_k. Nothing here knows the mixture's score.
-
-    Each part is estimated by importance sampling from q = (N1 + N2)/2 (weights N_k/q <= 2),
-    on draws of its own. Drawn from N_k itself, the region where the other component takes
-    over (a narrow component inside a wide one, or in its tail) is a rare event that carries
-    the mean, and the t test's normal approximation fails there (a weight of 6e-8 gave a
-    false alarm at 110 allowances); under q that region holds half of the draws. The two
-    parts alternate in the output, so every batch of the t test holds as many of each."""
-    terms = []
+    cancels. Each part is estimated by importance sampling from q (weights N_k/q <= 2): drawn
+    from N_k itself, the region where the other component takes over (a narrow component inside
+    a wide one, or in its tail) is a rare event that carries the mean; under q it holds half of
+    the draws. Summed at the same draw the parts are (f/q)(p s - p'), p' = sum_k w_k N_k s_k:
+    0 at every draw for the true score, up to rounding, and for a wrong one the error p (s - s_true)
+    weighted by f/q. Nothing here knows the mixture's score."""
+    score = formula(x=draws, weight=weight, loc1=loc1, scale1=scale1, loc2=loc2, scale2=scale2)
+    if not np.all(np.isfinite(score)):
+        raise ValueError(f"the formula is not finite in float64 at {np.size(score) - np.isfinite(score).sum()} "
+                         f"of {draws.size} draws (write it so that no exponential over- or underflows, "
+                         f"e.g. with sigmoid(t))")
+    bumps = stein_test_function(draws, loc1, scale1, loc2, scale2)
+    total = np.zeros_like(draws)
     for own_weight, loc, scale, other_loc, other_scale in ((weight, loc1, scale1, loc2, scale2),
                                                            (1 - weight, loc2, scale2, loc1, scale1)):
-        draws = equal_mixture_draws(rng, n // 2, loc1, scale1, loc2, scale2)
         # N_k/q = 2/(1 + N_j/N_k), from the log densities so that nothing underflows (their
         # common constant log sqrt(2 pi) cancels).
         log_ratio = (((draws - loc) / scale) ** 2 - ((draws - other_loc) / other_scale) ** 2) / 2 \
             + math.log(scale / other_scale)
         importance = 2 * special.expit(-log_ratio)
-        score = formula(x=draws, weight=weight, loc1=loc1, scale1=scale1, loc2=loc2, scale2=scale2)
-        if not np.all(np.isfinite(score)):
-            raise ValueError(f"the formula is not finite in float64 at {np.size(score) - np.isfinite(score).sum()} "
-                             f"of {draws.size} draws (write it so that no exponential over- or underflows, "
-                             f"e.g. with sigmoid(t))")
         own_score = -(draws - loc) / scale**2
-        # Doubled: each part has half of the n draws.
-        terms.append(2 * own_weight * importance * (score - own_score)
-                     * stein_test_function(draws, loc1, scale1, loc2, scale2))
-    return np.stack(terms, axis=1).reshape(-1)
+        total += own_weight * importance * (score - own_score) * bumps
+    return total
+
+
+def stein_mixture(rng, n, formula, x, weight, loc1, scale1, loc2, scale2):
+    """n draws whose mean is E_q[stein_terms] / D, stratified: draw i averages the terms at one
+    draw of each component, loc_k + scale_k z_ik (q gives the components equal shares), and
+    comes back with its two normals z_i1, z_i2, whose Hermite polynomials are control variates
+    (symgen/engine/controls.py): they remove most of the variance a wrong score leaves.
+
+    D = sum_k w_k / scale_k, the size of the scores on the components' ground, is a constant of
+    the point: the draws are 0 for the true score whatever it is, and in these units MeanCheck's
+    rounding allowance (1e-12 of max(1, |draws|)) is relative to the scores the candidate
+    computes rather than absolute. Without it a correct score written expanded, whose terms of
+    1e5 round to 1e-11 (x = -50 with both components at N(-10, 0.01^2)), was refuted."""
+    normals = rng.standard_normal((n, 2))
+    arguments = (formula, weight, loc1, scale1, loc2, scale2)
+    first = stein_terms(loc1 + scale1 * normals[:, 0], *arguments)
+    second = stein_terms(loc2 + scale2 * normals[:, 1], *arguments)
+    score_size = weight / scale1 + (1 - weight) / scale2
+    return Controlled((first + second) / (2 * score_size), normals)
 
 
 def log_mixture_density(at, weight, loc1, scale1, loc2, scale2):
@@ -196,15 +205,19 @@ def finite_difference_mixture(x, weight, loc1, scale1, loc2, scale2):
 
 
 # False-alarm probability per evaluation: 1e-9 (ALPHA_PER_EVALUATION: batch-means t test, 399
-# degrees of freedom). Each draw's term has Gaussian tails and bounded importance weights, so
-# batch means of 5000 draws are close to normal; the tests check the t statistic's law at a
-# narrow component inside a wide one of weight 1e-6. Power at the default 2e6 draws: a score
-# 1% off moves the mean by -0.01 E_p[f'] and stands 10 (overlapping components) to 600
-# (isolated ones) standard errors out; every wrong variant of symgen.engine.mutants and the
+# degrees of freedom). For the true score every draw is 0 up to rounding (see stein_terms), far
+# inside MeanCheck's rounding allowance (1e-12 absolute; measured: at most ~1% of it), so there is
+# no sampling noise to raise a false alarm, rare components or not. Power: the draws of a wrong
+# score s + e are those of e alone, and the test refutes e when the mean of its terms, -E_p[e f]
+# up to the control variates, stands past the threshold: for the score scaled by 1 + delta that
+# is 43 to 170 thresholds at the fixed points with 2e5 draws, whatever delta above rounding
+# (resolution ~1e-10 to 1e-14; without the stratification and the controls 2e6 draws resolved
+# 0.5% to 2.6% at overlapping components). Every wrong variant of symgen.engine.mutants and the
 # usual slips are refuted by this check alone.
 score_mixture.add_check(MeanCheck(
-    stein_mixture, "Stein's identity by importance sampling, component Stein identities as control variate",
-    samples=2_000_000, batches=400, target=lambda **params: 0.0, applies_formula=True))
+    stein_mixture, "Stein's identity by stratified importance sampling, component Stein identities and "
+    "Hermite polynomials as control variates",
+    samples=200_000, batches=400, target=lambda **params: 0.0, applies_formula=True))
 # Deterministic. The float64 function is within ~1e-12 of the exact score except where the
 # score is ill-conditioned (near its zeros), where it is within eps times the condition number;
 # 1e-9 relative plus 1e-9 absolute leaves room for that, and a 1% slip is 1e7 times larger.

@@ -14,15 +14,17 @@ denoiser, E[x_0 | x_t] = (x_t + (1 - alpha_bar) d/dx_t log p_t(x_t)) / sqrt(alph
 Every score satisfies Stein's identity E_p[s(x) f(x) + f'(x)] = 0 for smooth f of
 moderate growth (integrate f p' by parts): the Monte Carlo checks below test it, with
 f(x) = 1 + (x - loc)/scale, which sees a wrong constant (through E[f] = 1) as well as a
-wrong slope (through E[f'] = 1/scale).
+wrong slope (through E[f'] = 1/scale) (score_diffusion weights the constant less: see
+STEIN_CONSTANT).
 """
 import math
 
+import mpmath
 import numpy as np
 import sympy as sp
 
-from symgen.engine import (ConditionalCheck, Covariance, Derivation, IdentityCheck, Interval, MeanCheck, Param,
-                           Positive, Real, Vector, VectorIdentityCheck, lazy_module, log_normal_pdf,
+from symgen.engine import (ConditionalCheck, Controlled, Covariance, Derivation, IdentityCheck, Interval, MeanCheck,
+                           Param, Positive, Real, Vector, VectorIdentityCheck, lazy_module, log_normal_pdf,
                            quadratic_form)
 
 # SciPy is loaded when a check first runs, not when the module is imported.
@@ -44,9 +46,9 @@ def derivative_at(log_density, point):
     return sp.Subs(sp.Derivative(log_density, y), y, point)
 
 
-def stein_draws(draws, score_values, centre, spread):
-    """s(x) f(x) + f'(x) with f(x) = 1 + (x - centre)/spread: mean 0 under the score's own law."""
-    return score_values * (1 + (draws - centre) / spread) + 1 / spread
+def stein_draws(draws, score_values, centre, spread, constant=1.0):
+    """s(x) f(x) + f'(x) with f(x) = constant + (x - centre)/spread: mean 0 under the score's own law."""
+    return score_values * (constant + (draws - centre) / spread) + 1 / spread
 
 
 # --- the univariate normal ------------------------------------------------------------------
@@ -75,8 +77,11 @@ score_normal = Derivation(
 
 
 def stein_normal(rng, n, formula, x, loc, scale):
-    draws = rng.normal(loc, scale, n)
-    return stein_draws(draws, formula(x=draws, loc=loc, scale=scale), loc, scale)
+    # The normals the draws are built from come back too: Hermite polynomials of them are
+    # control variates (symgen/engine/controls.py).
+    normals = rng.standard_normal(n)
+    draws = loc + scale * normals
+    return Controlled(stein_draws(draws, formula(x=draws, loc=loc, scale=scale), loc, scale), normals)
 
 
 def finite_difference_normal(x, loc, scale):
@@ -86,11 +91,13 @@ def finite_difference_normal(x, loc, scale):
     return (stats.norm.logpdf(x + step, loc, scale) - stats.norm.logpdf(x - step, loc, scale)) / (2 * step)
 
 
-# Each evaluation: 2e6 draws put the standard error of the Stein mean at 1.2e-3/scale,
-# so a 1% error in the score (a deviation of 0.01/scale) stands 8 standard errors out.
+# False alarms: 1e-9 per evaluation (ALPHA_PER_EVALUATION, batch-means t test with 399 degrees
+# of freedom). For a score linear in x the Stein terms are a quadratic in the normals, which the
+# control variates remove: only rounding is left, so the resolution is ~1e-12 of the score and
+# 2e5 draws are plenty (without the controls 2e6 draws resolved 1%).
 score_normal.add_check(MeanCheck(
     stein_normal, "Stein's identity E[s(x) f(x) + f'(x)] = 0 under N(loc, scale^2)",
-    samples=2_000_000, batches=400, target=lambda **params: 0.0, applies_formula=True))
+    samples=200_000, batches=400, target=lambda **params: 0.0, applies_formula=True))
 # scipy's log density is accurate to ~1e-16 of its size (up to (x - loc)^2/2 scale^2 ~ 2e6
 # here), so the difference is good to ~1e-9 relative; 1e-7 leaves room, and a 1% slip
 # is 1e5 times that.
@@ -189,22 +196,51 @@ score_diffusion = Derivation(
        "-eps/sqrt(1 - alpha_bar)"))
 
 
+# The weight of the constant in the Stein test function of score_diffusion. Near alpha_bar = 1 a
+# correct score written as sqrt(alpha_bar) x0/(1 - alpha_bar) - xt/(1 - alpha_bar) rounds its first
+# term (3.5e12 at x0 = 3.5, 1 - alpha_bar = 1e-12) by up to half an ulp, a constant offset of
+# ~1e-10 of the score, which with weight 1 stood 20 allowances out (E[f] = 1 passes it on whole).
+# Weighted 1e-4, an error in the score's constant is still refuted from ~1e-8 of the score.
+STEIN_CONSTANT = 1e-4
+
+
 def stein_diffusion(rng, n, formula, xt, x0, alpha_bar):
     centre, spread = math.sqrt(alpha_bar) * x0, math.sqrt(1 - alpha_bar)
-    draws = centre + spread * rng.standard_normal(n)      # x_t ~ q(x_t | x_0), DDPM Eq. 4
-    return stein_draws(draws, formula(xt=draws, x0=x0, alpha_bar=alpha_bar), centre, spread)
+    normals = rng.standard_normal(n)
+    draws = centre + spread * normals      # x_t ~ q(x_t | x_0), DDPM Eq. 4
+    # With the normals: for a score linear in x_t the Stein terms are a quadratic in them,
+    # which the Hermite control variates remove exactly (symgen/engine/controls.py).
+    score = formula(xt=draws, x0=x0, alpha_bar=alpha_bar)
+    return Controlled(stein_draws(draws, score, centre, spread, STEIN_CONSTANT), normals)
 
 
 def finite_difference_diffusion(xt, x0, alpha_bar):
-    return finite_difference_normal(xt, math.sqrt(alpha_bar) * x0, math.sqrt(1 - alpha_bar))
+    """Central difference of log q(x_t | x_0) = log N(x_t; sqrt(alpha_bar) x0, 1 - alpha_bar), at
+    50 digits from the exact float inputs (mpmath). In float64 (scipy) x_t +- step rounds to an
+    ulp of x_t, and sqrt(alpha_bar) x0 to an ulp of x0: at x_t = x0 = 10, alpha_bar = 1 - 1e-12
+    (a spread of 1e-6 about a mean 5e-12 from x_t) that moved the difference by 1e-4 of the score."""
+    with mpmath.workdps(50):
+        noisy, clean, level = (mpmath.mpf(value) for value in (xt, x0, alpha_bar))
+        centre, spread = mpmath.sqrt(level) * clean, mpmath.sqrt(1 - level)
+        step = spread / 2        # exact for the quadratic log density whatever the step
+
+        def log_density(at):
+            return mpmath.log(mpmath.npdf(at, centre, spread))
+
+        return float((log_density(noisy + step) - log_density(noisy - step)) / (2 * step))
 
 
+# False alarms: 1e-9 per evaluation (ALPHA_PER_EVALUATION, batch-means t test with 399 degrees
+# of freedom). Resolution: with the control variates only rounding is left of the Stein terms
+# of the true score, so an error of ~1e-12 of the score is refuted; 2e5 draws are plenty.
 score_diffusion.add_check(MeanCheck(
-    stein_diffusion, "Stein's identity under q(x_t | x_0)",
-    samples=2_000_000, batches=400, target=lambda **params: 0.0, applies_formula=True))
+    stein_diffusion, "Stein's identity under q(x_t | x_0), control variates",
+    samples=200_000, batches=400, target=lambda **params: 0.0, applies_formula=True))
+# The 50-digit difference is exact for a float64 comparison (log densities up to 2e14, to 36
+# digits); 1e-9 leaves room for the generated function's own rounding where the score cancels.
 score_diffusion.add_check(IdentityCheck(
-    finite_difference_diffusion, "central difference of scipy.stats.norm.logpdf",
-    rtol=1e-7, atol=1e-9))
+    finite_difference_diffusion, "central difference of mpmath's normal log density (50 digits)",
+    rtol=1e-9, atol=1e-12))
 
 score_diffusion.add_slip("-(xt - sqrt(alpha_bar)*x0)/sqrt(1 - alpha_bar)",
                          "the noise eps itself, not eps/sqrt(1 - alpha_bar)")
@@ -260,16 +296,21 @@ BAYES = ("Bayes' rule: log p(x_0 | x_t) = log q(x_t | x_0) + log p(x_0) + const 
 
 
 def data_and_noisy(rng, n, xt, alpha_bar, loc, scale):
-    """Joint draws (x_t, x_0): data from N(loc, scale^2), then noised (DDPM Eq. 4)."""
-    data = rng.normal(loc, scale, n)
-    return math.sqrt(alpha_bar) * data + math.sqrt(1 - alpha_bar) * rng.standard_normal(n), data
+    """Joint draws (x_t, x_0): data from N(loc, scale^2), then noised (DDPM Eq. 4); with the
+    two normals they were built from."""
+    normals = rng.standard_normal((n, 2))
+    data = loc + scale * normals[:, 0]
+    return Controlled((math.sqrt(alpha_bar) * data + math.sqrt(1 - alpha_bar) * normals[:, 1], data), normals)
 
 
+# False alarms: 1e-9 per evaluation (symgen/engine/conditional.py: two jackknife t tests on
+# moments with control variates). The pair is linear in two normals, so the controls leave
+# only rounding: resolution ~1e-12 of the outputs where they are not small.
 tweedie_normal.add_check(ConditionalCheck(
     data_and_noisy, lambda xt, alpha_bar, loc, scale: xt,
-    "joint draws (x_t, x_0): least-squares line of x_0 on x_t at xt (t test) and residual "
-    "variance (chi-square test)",
-    mean="mean", var="var"))
+    "joint draws (x_t, x_0): the regression line of x_0 on x_t at xt and the residual variance, "
+    "from moments with control variates",
+    mean="mean", var="var", samples=100_000))
 
 tweedie_normal.add_slip("xt/sqrt(alpha_bar)", "the prior ignored: x_t rescaled, as if there were no noise",
                         output="mean")

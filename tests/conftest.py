@@ -11,7 +11,12 @@ proves every step.) SYMGEN_CACHE_DIR=off proves everything from scratch.
 """
 import os
 
-from hypothesis import HealthCheck, settings
+# One BLAS thread per test worker (pytest-xdist runs two): the checks' small least-squares
+# fits are many times slower with threads competing for the same cores (see symgen/cli.py).
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile("ci", derandomize=True, deadline=None, database=None, print_blob=True,
                           suppress_health_check=[HealthCheck.too_slow])

@@ -161,14 +161,14 @@ def test_every_check_also_sees_the_fixed_anchor_points():
     # The anchors come from a fixed NumPy seed, not from hypothesis, so a check's power
     # does not depend on the points one hypothesis release generates: with a single
     # hypothesis example, a formula off by a factor is still refuted at an anchor.
-    from symgen.engine.runner import ANCHOR_POINTS
+    from symgen.engine.runner import ANCHOR_POINTS, edge_points
 
     found = symgen.derivation("vae_reparameterization_gradient")
     pathwise = next(check for check in found.checks if "d_scale" in check.outputs)
     closed_form = found.outputs["d_scale"].closed_form
     right = run_check(found, pathwise, expression_values(found, "d_scale", closed_form),
                       examples=1, shrink=False)
-    assert right.passed and right.points == 1 + ANCHOR_POINTS
+    assert right.passed and right.points == 1 + ANCHOR_POINTS + len(edge_points(found))
     anchors_only = run_check(found, pathwise, expression_values(found, "d_scale", closed_form / 2),
                              examples=1, shrink=False)
     # hypothesis's one example is the simplest point (loc = 0, where d_scale = 0 for

@@ -16,10 +16,12 @@ from hypothesis import given, settings
 from scipy import integrate, stats
 
 import symgen
-from symgen.engine import jacobian
+from symgen.engine import BoxCheck, MeanCheck, jacobian
 from symgen.engine.accuracy import relative_error
+from symgen.engine.api import parse_candidate
+from symgen.engine.density_checks import mass_by_quadrature
 from symgen.engine.evaluate import reference_value
-from symgen.engine.runner import formula_function, parameter_strategy
+from symgen.engine.runner import expression_values, formula_function, parameter_strategy, run_check
 
 
 NAMES = ["affine_coupling_logpdf", "planar_flow_logdet", "linear_flow_logpdf", "elementwise_affine_logpdf"]
@@ -121,6 +123,85 @@ RIGHT_CASES = [(name, form) for name, forms in RIGHT_IN_OTHER_WORDS.items() for 
 def test_the_right_formula_in_other_words_is_verified(name, form):
     result = symgen.check(name, form, examples=6)
     assert result.verified, str(result)
+
+
+# --- the empirical checks' power: candidates 0.1% off, each check on its own ------------
+
+TEXTBOOK = {
+    "affine_coupling_logpdf": f"-x1**2/2 - (x2 - t_weight*x1 - t_bias)**2*exp(-2*{S})/2 - {S} - log(2*pi)",
+    "linear_flow_logpdf": f"{LINEAR} - log(Abs{DET_W})",
+    "elementwise_affine_logpdf": "-((x1 - b1)/a1)**2/2 - ((x2 - b2)/a2)**2/2 - log(Abs(a1)) - log(Abs(a2)) - log(2*pi)",
+    "planar_flow_logdet": f"log(1 + (1 - tanh{PLANAR_A}**2)*{PLANAR_C})",
+}
+
+
+def run_alone(name, kind, candidate, examples):
+    """The derivation's check of type ``kind`` by itself (no identity check to help), on the
+    candidate, at ``examples`` hypothesis points plus the fixed anchors and edges."""
+    found = symgen.derivation(name)
+    check = next(check for check in found.checks if isinstance(check, kind))
+    values = expression_values(found, check.outputs[0], parse_candidate(found, candidate))
+    return run_check(found, check, values, examples=examples, shrink=False)
+
+
+@pytest.mark.parametrize("name", ["affine_coupling_logpdf", "linear_flow_logpdf", "elementwise_affine_logpdf"])
+@pytest.mark.parametrize("off", ["({})*1.001", "{} + 0.001", "{} - 0.001"])
+def test_the_box_check_alone_refutes_a_density_a_tenth_of_a_percent_off_by_its_mass(name, off):
+    # p^1.001 or p e^(+-0.001): a shape the box counts (resolution ~5%) cannot tell from p,
+    # a mass the quadrature (resolution 1e-9) can.
+    report = run_alone(name, BoxCheck, off.format(TEXTBOOK[name]), examples=3)
+    assert not report.passed
+    assert report.failure.estimate == 1.0 and abs(report.failure.value - 1) > 1e-4   # the mass decided
+
+
+@pytest.mark.parametrize("name", ["affine_coupling_logpdf", "linear_flow_logpdf", "elementwise_affine_logpdf"])
+def test_the_box_check_alone_verifies_the_closed_form_with_its_mass_to_1e_9(name):
+    report = run_alone(name, BoxCheck, TEXTBOOK[name], examples=1)
+    assert report.passed, report.failure
+    assert report.coarsest_resolution <= 1.1e-9
+
+
+def test_the_mass_quadrature_finds_a_narrow_conditional_far_from_the_centre():
+    # A coupling with s(x1) = x1 - 1.5, t(x1) = 2 x1 + 3: at x1 = -5, x2 | x1 is 1.5e-3 wide
+    # and 10 from the centre the quadrature starts from; the mass is still 1 to rounding,
+    # and a density 1e-9 too large shows.
+    def log_density(first, second):
+        scale = first - 1.5
+        return -first**2 / 2 - (second - 2 * first - 3) ** 2 * np.exp(-2 * scale) / 2 - scale - math.log(2 * math.pi)
+
+    for factor in (1.0, 1 + 1e-9):
+        def density(first, second, factor=factor):
+            return factor * np.exp(log_density(first, second))
+        for panels in (6, 12):
+            mass = mass_by_quadrature(log_density, density, np.array([0.0, 3.0]), np.array([1.0, 2.0]), panels)
+            assert mass == pytest.approx(factor, abs=1e-14)
+
+
+def test_the_mass_is_not_tested_where_the_candidate_underflows_around_the_start():
+    # log(exp(.) * exp(.)) is -inf wherever the product underflows: no peak is found there
+    # and the mass is left untested (the counts decide), rather than refuted.
+    def log_density(first, second):
+        with np.errstate(divide="ignore"):
+            return np.log(np.exp(-first**2 / 2) * np.exp(-(second - 40 * first) ** 2 * 1e6 / 2))
+
+    assert math.isnan(mass_by_quadrature(log_density, lambda a, b: np.exp(log_density(a, b)),
+                                         np.array([0.0, 0.0]), np.array([1.0, 40.0]), 6))
+
+
+def test_the_change_of_variables_check_alone_refutes_a_log_det_a_tenth_of_a_percent_off():
+    # Each draw is the trapezoidal rule on a shifted grid, exact to ~1e-14: resolution ~1e-12.
+    assert not run_alone("planar_flow_logdet", MeanCheck, f"({TEXTBOOK['planar_flow_logdet']})*1.001",
+                         examples=3).passed
+    right = run_alone("planar_flow_logdet", MeanCheck, TEXTBOOK["planar_flow_logdet"], examples=1)
+    assert right.passed and right.resolution <= 1e-10
+
+
+def test_each_shifted_grid_is_the_change_of_variables_integral_to_rounding():
+    module = symgen.derivation("planar_flow_logdet").module
+    flow = dict(u1=-0.625, u2=-0.625, w1=0.8, w2=0.8, bias=0.3)      # u^T w = -1: the edge
+    draws = module.planar_change_of_variables(np.random.default_rng(4), 8, lambda **point: planar_flow_logdet(
+        **point), z1=0.0, z2=0.0, **flow)
+    np.testing.assert_allclose(draws, 1.0, rtol=0, atol=1e-13)
 
 
 # --- accuracy against 50-digit mpmath ----------------------------------------------------

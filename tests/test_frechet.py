@@ -1,6 +1,7 @@
 """The Fréchet distance: the optimal map, accuracy, the sqrtm route, the notebook's
 diagonal formula, finite-sample bias, dtypes, errors."""
 
+import mpmath
 import numpy as np
 import pytest
 import sympy as sp
@@ -8,6 +9,7 @@ from scipy import linalg, stats
 
 import symgen
 import symgen.engine.api
+import symgen.engine.matrices
 from symgen import frechet_distance
 from symgen.engine.accuracy import relative_error
 from symgen.engine.domains import random_rotation
@@ -47,6 +49,68 @@ def test_the_optimal_map_pushes_the_first_gaussian_to_the_second():
     transport = inverse @ np.real(linalg.sqrtm(root @ cov2 @ root)) @ inverse
     np.testing.assert_allclose(transport @ cov1 @ transport, cov2, rtol=1e-8, atol=1e-8 * np.abs(cov2).max())
     assert np.all(np.linalg.eigvalsh((transport + transport.T) / 2) > 0)   # the gradient of a convex map
+
+
+# --- the optimality certificate (Brenier's theorem) ----------------------------------------------
+
+
+def test_the_certificate_takes_no_matrix_square_root(monkeypatch):
+    # The identity check's reference and the Monte Carlo map must not go through the closed
+    # form's square roots: with every square-root route disabled they still run, and agree
+    # with the shipped function (which is checked against the closed form elsewhere).
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a matrix square root was taken")
+
+    monkeypatch.setattr(linalg, "sqrtm", forbidden)
+    monkeypatch.setattr(symgen.engine.matrices.MatrixSqrt, "explicit", classmethod(forbidden))
+    rng = np.random.default_rng(3)
+    for d in (2, 3, 4):
+        point = FOUND.sample_point(rng, {MODULE.d: d})
+        cost = float(MODULE.certified_cost(**point))
+        assert cost == pytest.approx(float(frechet_distance(**point)), rel=1e-13)
+        draws = MODULE.sample_coupling_cost(rng, 1000, **point).draws
+        assert draws.shape == (1000,) and np.all(draws >= 0)
+
+
+def test_the_certified_map_is_symmetric_positive_definite_and_pushes_forward():
+    rng = np.random.default_rng(8)
+    with mpmath.workdps(MODULE.CERTIFICATE_DIGITS):
+        first, second = (MODULE._mp_matrix(random_spd(rng, 4)) for _ in range(2))
+        transport = MODULE.riccati_transport(first, second)
+        assert transport == transport.T
+        assert min(mpmath.eigsy(transport)[0]) > 0
+        assert mpmath.mnorm(transport * first * transport - second, 1) < mpmath.mpf(10) ** -45
+
+
+def test_the_certificate_refuses_singular_covariances():
+    # Brenier's certificate needs the map's target regular here (Newton's method converges
+    # only linearly to a singular A); the checks' domain draws eigenvalues in [1e-2, 1e2].
+    direction = np.array([[1.0], [2.0], [0.5]])
+    with pytest.raises(ValueError, match="positive definite covariances"):
+        MODULE.certified_cost(np.zeros(3), direction @ direction.T, np.zeros(3), np.eye(3))
+
+
+CLOSED_FORM = f"{MODULE.MEAN_TERM} + trace(cov1 + cov2 - 2*sqrtm(sqrtm(cov1)*cov2*sqrtm(cov1)))"
+
+
+def test_the_closed_form_is_verified_by_the_certificate():
+    result = symgen.check("frechet_distance", CLOSED_FORM, examples=10)
+    assert result.verified, result
+
+
+@pytest.mark.parametrize("mutant", [
+    f"({CLOSED_FORM})*(1 + 1e-6)",                                                     # 1e-6 of the value
+    f"{CLOSED_FORM} + 1e-12",                                                          # a tiny constant
+    f"{MODULE.MEAN_TERM} + trace(cov1 + cov2 - 2*(1 - 1e-9)*sqrtm(sqrtm(cov1)*cov2*sqrtm(cov1)))",
+    f"{CLOSED_FORM} + 1e-9*trace(cov1 - cov2)**2",                                     # wrong only apart
+])
+def test_mutants_that_keep_the_square_root_map_are_refuted(mutant):
+    # Each keeps the sqrtm map of the closed form and changes the value by an amount the
+    # former check (the closed form itself via sqrtm, absolute tolerance 1e-8) let through at
+    # small distances; the certificate's relative tolerance 1e-10 refutes them.
+    result = symgen.check("frechet_distance", mutant, examples=10)
+    assert not result.verified
+    assert "certified optimal" in result.counterexample.check
 
 
 def test_no_other_gaussian_coupling_is_cheaper():

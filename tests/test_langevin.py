@@ -73,3 +73,41 @@ def test_float32_in_float32_out():
 def test_bad_arguments_raise_value_errors_naming_them(scale, eta, message):
     with pytest.raises(ValueError, match=f"langevin_stationary_var: {message}"):
         langevin_stationary_var(scale, eta)
+
+
+# --- the invariance check (derivations/langevin.py) ------------------------------------------------
+
+CLOSED_FORM = "scale**2/(1 - eta/(2*scale**2))"
+
+
+def invariance_check_report(candidate):
+    """The check that N(0, v) is invariant under a few Langevin steps, alone, on a candidate
+    (2 hypothesis points, then the anchors and edge points; no shrinking)."""
+    from symgen.engine.api import parse_candidate
+    from symgen.engine.runner import expression_values, run_check
+
+    (check,) = [check for check in FOUND.checks if check.kind == "mean"]
+    values = expression_values(FOUND, FOUND.name, parse_candidate(FOUND, candidate))
+    return run_check(FOUND, check, values, examples=2, shrink=False)
+
+
+def test_the_invariance_check_refutes_a_thousandth_off():
+    assert not invariance_check_report(f"({CLOSED_FORM})*1.001").passed
+
+
+def test_the_invariance_check_verifies_the_closed_form_and_resolves_a_thousandth():
+    report = invariance_check_report(CLOSED_FORM)
+    assert report.passed, report.failure
+    assert report.resolution <= 1e-3
+
+
+def test_the_invariance_check_runs_at_the_stability_edge():
+    """No chain has to converge: at eta = 2 scale^2 (1 - 1e-15), where chains started at the
+    target would need ~1e15 steps, the check takes as long as anywhere (and its draws of the
+    true variance pass)."""
+    from symgen.engine.runner import formula_values
+
+    (check,) = [check for check in FOUND.checks if check.kind == "mean"]
+    point = dict(scale=1.0, eta=2 * (1 - 1e-15))
+    outcome = check.run(formula_values(FOUND), point, np.random.default_rng(3))
+    assert outcome.passed and outcome.resolution > 1e-3     # there the root search resolves it

@@ -15,7 +15,6 @@ import symgen
 from symgen import score_normal
 from symgen.engine.accuracy import relative_error
 from symgen.engine.api import parse_candidate
-from symgen.engine.checks import MeanCheck
 from symgen.engine.evaluate import reference_value
 from symgen.engine.runner import (expression_values, formula_function, formula_values, parameter_strategy,
                                   run_check)
@@ -71,20 +70,30 @@ def test_the_chain_starts_at_the_derivative_of_the_log_density():
     assert steps[0].expression.atoms(sp.Derivative)
 
 
-def test_stein_statistic_is_calibrated_where_a_component_is_rare():
-    """Under the true score the Stein check's batch-means t statistic follows Student's t,
-    even with a narrow component of weight 1e-6 inside a wide one (where drawing from the
-    mixture itself would see that component as a rare event). 200 replications of 50,000
-    draws in 50 batches against t(49) by Kolmogorov-Smirnov: false-alarm probability 1e-6."""
-    point = dict(x=0.0, weight=1e-6, loc1=0.3, scale1=0.01, loc2=0.0, scale2=100.0)
-    check = MeanCheck(FOUND.checks[0].sampler, "calibration", samples=50_000, batches=50)
+RARE_COMPONENT = dict(x=0.0, weight=1e-6, loc1=0.3, scale1=0.01, loc2=0.0, scale2=100.0)
+
+
+def test_stein_terms_vanish_for_the_true_score_where_a_component_is_rare():
+    """For the true score the two components' parts cancel at every draw, (f/q)(p s - p') = 0,
+    so the Stein check has no sampling noise to raise a false alarm with, even with a narrow
+    component of weight 1e-6 inside a wide one (where drawing from the mixture itself would see
+    that component as a rare event): its terms are rounding, 1e-13 of those of the score 0.1%
+    off, and far inside the rounding allowance."""
+    check = FOUND.checks[0]
     formula = formula_values(FOUND).vectorized(NAME)
     rng = np.random.default_rng(2025)
-    t_values = []
-    for _ in range(200):
-        batch_means = check.sampler(rng, check.samples, formula=formula, **point).reshape(check.batches, -1).mean(1)
-        t_values.append(batch_means.mean() / (batch_means.std(ddof=1) / np.sqrt(check.batches)))
-    assert stats.kstest(t_values, stats.t(check.batches - 1).cdf).pvalue > 1e-6
+    true_terms = check.sampler(rng, 50_000, formula=formula, **RARE_COMPONENT).draws
+    wrong_terms = check.sampler(rng, 50_000, formula=lambda **point: 1.001 * formula(**point),
+                                **RARE_COMPONENT).draws
+    assert np.max(np.abs(true_terms)) <= 1e-11 * np.max(np.abs(wrong_terms))
+    assert check.run(formula_values(FOUND), RARE_COMPONENT, np.random.default_rng(1)).statistic < 0.01
+
+
+def test_a_score_off_by_a_thousandth_is_refuted_where_a_component_is_rare():
+    candidate = f"1.001*({FOUND.module.sigmoid_form(FOUND.module.LOG_ODDS)})"
+    values = expression_values(FOUND, NAME, parse_candidate(FOUND, candidate))
+    outcome = FOUND.checks[0].run(values, RARE_COMPONENT, np.random.default_rng(1))
+    assert not outcome.passed and outcome.statistic > 10
 
 
 # --- accuracy against 50-digit mpmath --------------------------------------------------------
@@ -255,3 +264,10 @@ def test_the_stein_check_alone_refutes_the_usual_slips(slip):
 def test_symgen_check_verifies_the_right_answer(candidate):
     result = symgen.check(NAME, candidate, examples=8)
     assert result.verified, str(result)
+
+
+def test_symgen_check_refutes_a_score_off_by_a_thousandth_by_the_stein_check():
+    # The Stein check runs first and resolves ~1e-10 of the score (the resolution it states).
+    result = symgen.check(NAME, f"1.001*({sigmoid_form(LOG_ODDS)})", examples=2, shrink=False)
+    assert not result.verified
+    assert result.counterexample.check == FOUND.checks[0].description

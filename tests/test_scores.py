@@ -7,6 +7,7 @@ import mpmath
 import numpy as np
 import pytest
 
+import symgen
 from symgen import score_diffusion, score_mvn, score_normal, tweedie_normal
 from symgen.engine.accuracy import relative_error
 
@@ -108,3 +109,46 @@ def test_bad_arguments_raise_value_errors_naming_them(call, message):
     with pytest.raises(ValueError, match=message):
         call()
 
+
+
+# --- power of the checks with control variates (derivations/scores.py) ----------------------------
+
+TWEEDIE_MEAN = "(sqrt(alpha_bar)*scale**2*xt + loc*(1 - alpha_bar))/(alpha_bar*scale**2 + 1 - alpha_bar)"
+TWEEDIE_VAR = "scale**2*(1 - alpha_bar)/(alpha_bar*scale**2 + 1 - alpha_bar)"
+
+CONTROLLED_CHECKS = [
+    ("score_normal", "score_normal", "Stein's identity", "(loc - x)/scale**2"),
+    ("score_diffusion", "score_diffusion", "Stein's identity", "(sqrt(alpha_bar)*x0 - xt)/(1 - alpha_bar)"),
+    ("tweedie_normal", "mean", "joint draws (x_t, x_0)", TWEEDIE_MEAN),
+    ("tweedie_normal", "var", "joint draws (x_t, x_0)", TWEEDIE_VAR),
+]
+
+
+def run_one_check(name, output, description, candidate):
+    """The check of ``name`` whose description starts with ``description``, alone, on a candidate
+    for ``output`` (2 hypothesis points, then the anchors and edge points; no shrinking)."""
+    from symgen.engine.api import parse_candidate
+    from symgen.engine.runner import expression_values, run_check
+
+    found = symgen.derivation(name)
+    (check,) = [check for check in found.checks if check.description.startswith(description)]
+    values = expression_values(found, output, parse_candidate(found, candidate))
+    return run_check(found, check, values, examples=2, shrink=False)
+
+
+@pytest.mark.parametrize("name, output, description, closed_form", CONTROLLED_CHECKS)
+def test_a_check_with_control_variates_refutes_a_thousandth_off(name, output, description, closed_form):
+    assert not run_one_check(name, output, description, f"({closed_form})*1.001").passed
+
+
+# A check of two outputs compares both at once (the other from its closed form): once each.
+ONE_PER_CHECK = list({(name, description): (name, output, description, closed_form)
+                      for name, output, description, closed_form in CONTROLLED_CHECKS}.values())
+
+
+@pytest.mark.parametrize("name, output, description, closed_form", ONE_PER_CHECK)
+def test_a_check_with_control_variates_verifies_the_closed_form_and_resolves_a_thousandth(
+        name, output, description, closed_form):
+    report = run_one_check(name, output, description, closed_form)
+    assert report.passed, report.failure
+    assert report.resolution <= 1e-3

@@ -55,9 +55,10 @@ function's accuracy and runs the check. The engine loads SymPy, SciPy and hypoth
 from .change_of_variables import Pushforward, jacobian, log_abs_det_jacobian, monotone_direction, pushforward
 from .checks import DistributionCheck, IdentityCheck, MeanCheck, Outcome
 from .conditional import ConditionalCheck
+from .controls import Controlled
 from .densities import log_mvn_pdf, log_normal_pdf, normal_pdf
 from .density_checks import BoxCheck, DensityCheck
-from .derivation import KINDS, Derivation, DerivationError, Param
+from .derivation import KINDS, Derivation, DerivationError, ExplicitMatrices, Param
 from .discrete import EnumerationCheck
 from .domains import Binary, Count, Covariance, Interval, NonNegative, NonZero, OneOf, Positive, Real, Vector
 from .expectations import GaussianExpectation, MvnExpectation, log_gaussian_mass
@@ -71,7 +72,7 @@ from .vector_checks import VectorIdentityCheck
 
 __all__ = [
     # 1-3: derivations, parameters and their domains
-    "KINDS", "Derivation", "DerivationError", "Param",
+    "KINDS", "Derivation", "DerivationError", "ExplicitMatrices", "Param",
     "Binary", "Count", "Covariance", "Interval", "NonNegative", "NonZero", "OneOf", "Positive", "Real", "Vector",
     # 4: definitions kept unevaluated
     "ArgMax", "GaussianExpectation", "Lemma", "MvnExpectation", "log_gaussian_mass", "special_function",
@@ -82,7 +83,7 @@ __all__ = [
     "expm1mx", "log1pmx", "log_normal_cdf", "log_normal_mass", "logaddexp", "minimum", "normal_cdf",
     "sigmoid", "sin_product", "softplus", "sqrt_ratio",
     # 6: empirical checks
-    "BoxCheck", "ConditionalCheck", "DensityCheck", "DistributionCheck", "EnumerationCheck",
+    "BoxCheck", "ConditionalCheck", "Controlled", "DensityCheck", "DistributionCheck", "EnumerationCheck",
     "IdentityCheck", "MeanCheck", "Outcome", "VectorIdentityCheck",
     # loading
     "lazy_module",

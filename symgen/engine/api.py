@@ -1,6 +1,8 @@
 """The engine's public functions: ``derivation``, ``derivations``, ``check``, ``verify``."""
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -256,4 +258,17 @@ def _summarise(report: CheckReport) -> str:
     spread = f" +- {outcome.standard_error:.2g}" if outcome.standard_error else ""
     verdict = "worst" if report.passed else "FAILED"
     return (f"{verdict} of {report.points} points: estimate {outcome.estimate:.6g}{spread}, "
-            f"closed form {outcome.value:.6g} ({outcome.statistic:.2f} of allowance)")
+            f"closed form {outcome.value:.6g} ({outcome.statistic:.2f} of allowance)"
+            + (f"; resolution {format_resolution(report.resolution)} "
+               f"(coarsest point {format_resolution(report.coarsest_resolution)})"
+               if not math.isnan(report.resolution) else ""))
+
+
+def format_resolution(relative: float) -> str:
+    """A relative error for reading: 0.12%, 3e-10; "none" where no relative error is
+    resolved (the output is 0 there, or does not move the compared quantity)."""
+    if not math.isfinite(relative):
+        return "none"
+    if relative >= 1e-4:
+        return f"{100 * relative:.2g}%"
+    return f"{relative:.1g}"

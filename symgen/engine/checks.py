@@ -23,15 +23,34 @@ below any deviation the mutation tests need to see.
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Callable
 
 import numpy as np
 
+from . import controls
+
 ALPHA_PER_EVALUATION = 1e-9
+#: The tests that rest on a normal or Student t approximation (batch means of skewed draws,
+#: studentized sample moments) put their thresholds at ALPHA_PER_EVALUATION / this margin.
+#: Measured at the threshold (tests/test_calibration.py), the approximation lets through up
+#: to ~1.9 times the nominal rate on the most skewed draws in the catalogue; with the margin
+#: the true rate stays below ALPHA_PER_EVALUATION, which the calibration tests assert.
+APPROXIMATION_MARGIN = 4
+# The relative change of an output used to measure how a check's estimate responds to it.
+_PROBE = 1e-3
 MAX_EVALUATIONS = 1000
 ROUNDING_RTOL = 1e-12
+
+#: Resolution. A check's resolution at a point is the smallest relative error of the output
+#: that it refutes there with probability >= 0.99: an error that moves the compared quantity
+#: past the allowance by this many more standard errors (the one-sided normal 0.99 quantile;
+#: a t quantile with 399 degrees of freedom differs in the third digit).
+POWER = 0.99
+POWER_Z = NormalDist().inv_cdf(POWER)
 
 
 @dataclass
@@ -44,10 +63,20 @@ class Outcome:
     value: float              # the closed form's (or the candidate's) value
     statistic: float          # |estimate - value| in units of its allowance (> 1 fails)
     detail: str = ""
+    #: The smallest relative error of the output refuted here with probability >= POWER
+    #: (deterministic checks: with certainty); NaN where the check does not state one.
+    resolution: float = math.nan
 
     def as_dict(self) -> dict:
         return {key: _plain(getattr(self, key)) for key in
-                ("passed", "estimate", "standard_error", "value", "statistic", "detail")}
+                ("passed", "estimate", "standard_error", "value", "statistic", "detail", "resolution")}
+
+
+def relative_resolution(shift_needed: float, change_per_unit: float) -> float:
+    """The relative error delta at which an output error moves the compared quantity by
+    ``change_per_unit * delta`` = ``shift_needed``; infinite where the output does not move it."""
+    change = abs(change_per_unit)
+    return shift_needed / change if change > 0 else math.inf
 
 
 def _plain(value):
@@ -66,6 +95,53 @@ def _normal_threshold(alpha: float) -> float:
     from scipy import stats
 
     return float(stats.norm.isf(alpha / 2))
+
+
+# --- the statistics by themselves (pure, vectorized over leading axes), so that their
+# --- calibration can be tested on simulated inputs (tests/test_calibration.py) ------------
+
+
+def batch_means_statistic(batch_means, value, rounding=0.0):
+    """:class:`MeanCheck`'s statistic from its batch means (the batches on the last axis).
+
+    Returns (statistic, estimate, standard_error, threshold, allowance): the estimate is
+    the mean of the batch means, the standard error their standard deviation over
+    sqrt(batches), the threshold Student's t quantile at ALPHA_PER_EVALUATION /
+    APPROXIMATION_MARGIN (two-sided)
+    with batches - 1 degrees of freedom, the allowance threshold * standard_error +
+    ``rounding`` (an absolute allowance for the sampler's rounding) and the statistic
+    |estimate - value| / allowance (> 1 fails)."""
+    batch_means = np.asarray(batch_means, dtype=np.float64)
+    batches = batch_means.shape[-1]
+    estimate = batch_means.mean(axis=-1)
+    standard_error = batch_means.std(axis=-1, ddof=1) / math.sqrt(batches)
+    threshold = _student_threshold(ALPHA_PER_EVALUATION / APPROXIMATION_MARGIN, batches - 1)
+    allowance = threshold * standard_error + rounding
+    value = np.asarray(value, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        deviation = np.where(np.isfinite(value), np.abs(estimate - value), np.inf)
+        statistic = np.where(allowance > 0, deviation / allowance, np.where(deviation == 0, 0.0, np.inf))
+    return statistic, estimate, standard_error, threshold, allowance
+
+
+def moment_standard_errors(n, variance, fourth_moment):
+    """:class:`DistributionCheck`'s standard errors of the sample mean and of the sample
+    variance of n draws, from the variance and the fourth central sample moment."""
+    variance = np.asarray(variance, dtype=np.float64)
+    return (np.sqrt(variance / n),
+            np.sqrt(np.maximum(np.asarray(fourth_moment, dtype=np.float64) - variance**2, 0.0) / n))
+
+
+def distribution_statistics(mean, mean_se, variance, var_se, ks_pvalue, law_mean, law_var):
+    """:class:`DistributionCheck`'s three statistics (mean, variance, Kolmogorov-Smirnov),
+    each > 1 on failure; the three tests share ALPHA_PER_EVALUATION equally, the two
+    moment tests (normal approximations) with APPROXIMATION_MARGIN."""
+    alpha = ALPHA_PER_EVALUATION / 3
+    z = _normal_threshold(alpha / APPROXIMATION_MARGIN)
+    mean_stat = np.abs(mean - law_mean) / (z * mean_se + ROUNDING_RTOL * (1 + np.abs(law_mean)))
+    var_stat = np.abs(variance - law_var) / (z * var_se + ROUNDING_RTOL * law_var)
+    ks_stat = alpha / np.maximum(ks_pvalue, 1e-300)
+    return mean_stat, var_stat, ks_stat
 
 
 @dataclass
@@ -97,19 +173,35 @@ class MeanCheck:
             value = float(values(params)[self.outputs[0]])
         else:
             value = float(self.target(**params))
-        extra = {"formula": values.vectorized(self.outputs[0])} if self.applies_formula else {}
-        draws = np.asarray(self.sampler(rng, self.samples, **extra, **params), dtype=np.float64)
-        batch_means = draws.reshape(self.batches, -1).mean(axis=1)
-        estimate = float(batch_means.mean())
-        standard_error = float(batch_means.std(ddof=1) / math.sqrt(self.batches))
-        threshold = _student_threshold(ALPHA_PER_EVALUATION, self.batches - 1)
+        formula = values.vectorized(self.outputs[0]) if self.applies_formula else None
+        replay = copy.deepcopy(rng) if formula is not None else None
+        extra = {"formula": formula} if formula is not None else {}
+        draws, normals = controls.split(self.sampler(rng, self.samples, **extra, **params))
+        raw_mean = float(draws.mean())
         rounding = ROUNDING_RTOL * max(1.0, float(np.mean(np.abs(draws))))
-        allowance = threshold * standard_error + rounding
-        deviation = abs(estimate - value) if math.isfinite(value) else math.inf
-        statistic = deviation / allowance if allowance > 0 else (0.0 if deviation == 0 else math.inf)
+        if normals is not None:
+            # Control variates fitted on a separate pilot sample (symgen/engine/controls.py).
+            pilot, pilot_normals = controls.split(
+                self.sampler(rng, controls.pilot_size(self.samples), **extra, **params))
+            beta = controls.fit(pilot, pilot_normals)
+            draws = controls.adjusted(draws, normals, beta)
+        batch_means = draws.reshape(self.batches, -1).mean(axis=1)
+        statistic, estimate, standard_error, threshold, allowance = (
+            float(part) for part in batch_means_statistic(batch_means, value, rounding))
+        if formula is None:
+            # An output off by delta moves the compared value by delta * value.
+            change = value
+        else:
+            # The output enters through the samples: the same draws again with the output
+            # scaled by 1 + 1e-3 give the estimate's change per unit of relative error.
+            scaled = lambda **arguments: (1 + _PROBE) * formula(**arguments)  # noqa: E731
+            # (The control variates, functions of the same normals, cancel in the difference.)
+            again, _ = controls.split(self.sampler(replay, self.samples, formula=scaled, **params))
+            change = (float(again.mean()) - raw_mean) / _PROBE
+        resolution = relative_resolution(allowance + POWER_Z * standard_error, change)
         return Outcome(statistic <= 1, estimate, standard_error, value, statistic,
                        f"t threshold {threshold:.2f} on {self.batches} batch means of "
-                       f"{self.samples // self.batches} draws")
+                       f"{self.samples // self.batches} draws", resolution)
 
 
 @dataclass
@@ -139,24 +231,52 @@ class DistributionCheck:
             return Outcome(False, math.nan, math.nan, math.nan, math.inf, "no valid law")
         if not (math.isfinite(law_mean) and math.isfinite(law_var) and law_var > 0):
             return Outcome(False, math.nan, math.nan, law_mean, math.inf, "no valid law")
-        draws = np.asarray(self.sampler(rng, self.samples, **params), dtype=np.float64)
+        draws, normals = controls.split(self.sampler(rng, self.samples, **params))
         n = draws.size
-        # Three tests share the per-evaluation false-alarm budget equally.
-        alpha = ALPHA_PER_EVALUATION / 3
-        z = _normal_threshold(alpha)
-        mean = float(draws.mean())
-        centred = draws - mean
-        variance = float(centred.var(ddof=1))
-        mean_se = math.sqrt(variance / n)
-        var_se = math.sqrt(max(float(np.mean(centred**4)) - variance**2, 0.0) / n)
+        # The threshold of the two moment tests (see distribution_statistics), for the resolution.
+        z = _normal_threshold(ALPHA_PER_EVALUATION / 3 / APPROXIMATION_MARGIN)
+        if normals is None:
+            mean = float(draws.mean())
+            centred = draws - mean
+            variance = float(centred.var(ddof=1))
+            mean_se, var_se = (float(se) for se in
+                               moment_standard_errors(n, variance, float(np.mean(centred**4))))
+        else:
+            pilot = controls.split(self.sampler(rng, controls.pilot_size(self.samples), **params))
+            mean, mean_se, variance, var_se = _controlled_moments(draws, normals, pilot, law_mean)
         ks = stats.kstest(draws, law.cdf)
-        mean_stat = abs(mean - law_mean) / (z * mean_se + ROUNDING_RTOL * (1 + abs(law_mean)))
-        var_stat = abs(variance - law_var) / (z * var_se + ROUNDING_RTOL * law_var)
-        ks_stat = alpha / max(ks.pvalue, 1e-300)
+        mean_stat, var_stat, ks_stat = (float(part) for part in distribution_statistics(
+            mean, mean_se, variance, var_se, ks.pvalue, law_mean, law_var))
         statistic = max(mean_stat, var_stat, ks_stat)
+
+        def moments(name):
+            # How the law's mean and variance move per unit relative error of one output.
+            moved = self.law(**{key: float(point_values[key]) * (1 + _PROBE if key == name else 1)
+                                for key in self.outputs})
+            return (float(moved.mean()) - law_mean) / _PROBE, (float(moved.var()) - law_var) / _PROBE
+
+        needed_mean = z * mean_se + ROUNDING_RTOL * (1 + abs(law_mean)) + POWER_Z * mean_se
+        needed_var = z * var_se + ROUNDING_RTOL * law_var + POWER_Z * var_se
+        # Each output's resolution by the sharper of the mean and variance tests (the KS
+        # test only adds power); the check's is its least sharp output's.
+        resolution = max(min(relative_resolution(needed_mean, mean_change),
+                             relative_resolution(needed_var, var_change))
+                         for mean_change, var_change in map(moments, self.outputs))
         return Outcome(statistic <= 1, variance, var_se, law_var, statistic,
                        f"mean {mean:.6g} vs {law_mean:.6g} (SE {mean_se:.2g}); "
-                       f"KS p = {ks.pvalue:.3g}; {n} draws")
+                       f"KS p = {ks.pvalue:.3g}; {n} draws", resolution)
+
+
+def _controlled_moments(draws, normals, pilot, law_mean):
+    """The mean and variance of the draws with control variates (symgen/engine/controls.py),
+    each with its standard error: the variance as the mean of (x - law mean)^2, which is the
+    law's variance under the null (a wrong law mean only adds to it)."""
+    pilot_draws, pilot_normals = pilot
+    results = []
+    for values, pilot_values in ((draws, pilot_draws), ((draws - law_mean) ** 2, (pilot_draws - law_mean) ** 2)):
+        adjusted = controls.adjusted(values, normals, controls.fit(pilot_values, pilot_normals))
+        results += [float(adjusted.mean()), float(adjusted.std(ddof=1)) / math.sqrt(adjusted.size)]
+    return tuple(results)
 
 
 @dataclass
@@ -174,8 +294,14 @@ class IdentityCheck:
     rtol: float = 1e-9
     atol: float = 0.0
     using: Callable | None = None
+    #: The reference evaluates the quantity's definition at high precision (not an
+    #: independent route to it): reported as kind "definition", not as an empirical check.
+    definition: bool = False
     derivation: object = field(default=None, repr=False)
-    kind = "identity"
+
+    @property
+    def kind(self) -> str:
+        return "definition" if self.definition else "identity"
 
     @property
     def applies_formula(self) -> bool:
@@ -199,5 +325,6 @@ class IdentityCheck:
             # than a few ulps of its sensitivity to the inputs (see Evaluation.rounding).
             allowance += values.rounding(self.outputs[0], params)
         statistic = deviation / allowance if allowance > 0 else (0.0 if deviation == 0 else math.inf)
+        # Deterministic: an error past the allowance is refuted with certainty.
         return Outcome(statistic <= 1, reference, 0.0, value, statistic,
-                       f"relative tolerance {self.rtol:g}")
+                       f"relative tolerance {self.rtol:g}", relative_resolution(allowance, reference))

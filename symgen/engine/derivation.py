@@ -153,7 +153,7 @@ class Derivation:
                  references: list[str], summary: str = "", near: list[tuple] = (),
                  dimensions: dict | None = None, explicit_dimensions=(1, 2, 3),
                  implementation: str | None = None, returns: str = "", requires=(),
-                 sections=()):
+                 sections=(), explicit_matrices: "ExplicitMatrices | None" = None):
         if kind not in KINDS:
             raise ValueError(f"derivation {name!r}: kind must be one of {KINDS}, got {kind!r}")
         self.name = name
@@ -169,6 +169,7 @@ class Derivation:
         self.requires = [(sp.sympify(relation), message) for relation, message in requires]
         self.dimensions = dict(dimensions or {})
         self.explicit_dimensions = tuple(explicit_dimensions)
+        self.explicit_matrices = explicit_matrices
         self.implementation = implementation
         self.returns = returns
         # The theory notebook's sections this derivation makes real (for the notebook).
@@ -371,11 +372,27 @@ def _simplifies_to_zero(difference) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class ExplicitMatrices:
+    """How a matrix derivation's proofs make its matrices explicit, when one symbolic matrix
+    per parameter is not enough: ``substitution(size)`` maps the derivation's matrix
+    symbols (and matrix functions of them, such as square roots) to explicit symbolic
+    matrices of that size, for each of ``sizes``; ``description`` says what that covers
+    and is printed in every proof line."""
+
+    description: str
+    substitution: Callable[[int], dict]
+    sizes: tuple = (1, 2)
+
+
 def prove_step(derivation: Derivation, before, after, rng) -> str:
     if derivation.is_matrix:
         proofs = []
-        for size in derivation.explicit_dimensions:
+        declared = derivation.explicit_matrices
+        for size in declared.sizes if declared else derivation.explicit_dimensions:
             substitution = _explicit_substitution(derivation, size)
+            if declared:
+                substitution.update(declared.substitution(size))
             difference = (_evaluate_symbolically(before.xreplace(substitution))
                           - _evaluate_symbolically(after.xreplace(substitution)))
             how = _simplifies_to_zero(difference)
@@ -415,13 +432,11 @@ def _by_cases(derivation: Derivation, difference):
 
 
 def _explicit_matrices(derivation) -> str:
-    """What the symbolic matrices of a proof were: general symmetric ones, or diagonal
-    ones beyond d = 1 (where the domain says so)."""
-    forms = {getattr(param.domain, "explicit_form", "general") for param in derivation.params
-             if param.domain.shape_kind == "matrix"}
-    if "diagonal" in forms:
-        return "explicit symbolic matrices (general at d = 1, diagonal beyond)"
-    return "explicit symbolic matrices"
+    """What the symbolic matrices of a proof were: general symmetric ones (a symbol per
+    entry), or as the derivation declares (ExplicitMatrices)."""
+    if derivation.explicit_matrices:
+        return derivation.explicit_matrices.description
+    return "explicit general symbolic matrices"
 
 
 def _has_expectation(expression) -> bool:

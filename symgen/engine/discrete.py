@@ -23,6 +23,25 @@ from typing import Callable
 import numpy as np
 
 from .checks import ALPHA_PER_EVALUATION, Outcome
+from .density_checks import binomial_tail_statistic
+
+
+def enumeration_statistic(counts, n, probabilities, alpha=ALPHA_PER_EVALUATION):
+    """:class:`EnumerationCheck`'s sampling statistic (pure, vectorized over leading axes) from
+    the cells' counts among n draws (the cells on the last axis) and the candidate's
+    probabilities of the cells (clipped to [0, 1]). Under a correct pmf each count is
+    Binomial(n, p_cell) exactly; both tails of every cell are tested exactly at alpha / (2 cells)
+    (:func:`binomial_tail_statistic` at alpha / cells; Bonferroni over the cells).
+
+    Returns (tails, worst, statistic): each cell's smaller tail min(P(X <= count), P(X >= count)),
+    the index of the smallest (the worst cell) and statistic = alpha / (2 cells) / that tail
+    (> 1 fails; false-alarm probability <= alpha)."""
+    counts = np.asarray(counts)
+    clipped = np.clip(np.asarray(probabilities, dtype=np.float64), 0.0, 1.0)
+    tails, statistics = binomial_tail_statistic(counts, n, clipped, clipped, alpha / counts.shape[-1])
+    worst = np.argmin(tails, axis=-1)
+    statistic = np.take_along_axis(statistics, np.expand_dims(worst, -1), axis=-1)[..., 0]
+    return tails, worst, statistic
 
 
 @dataclass
@@ -57,8 +76,6 @@ class EnumerationCheck:
         return (self.output or self.derivation.name,)
 
     def run(self, values, params: dict, rng) -> Outcome:
-        from scipy import stats
-
         grids = self.grids or ((0.0, 1.0),) * len(self.variables)
         logpmf = values.vectorized(self.outputs[0])
         cells = np.array(list(itertools.product(*grids)), dtype=np.float64)
@@ -74,20 +91,21 @@ class EnumerationCheck:
         if not mass_stat <= 1:
             # Refuted by enumeration alone: no need to sample.
             return Outcome(False, 1.0, 0.0, mass, mass_stat,
-                           f"the {len(cells)} cells' probabilities sum to {mass:.15g}, not 1")
+                           f"the {len(cells)} cells' probabilities sum to {mass:.15g}, not 1", self.mass_rtol)
 
         draws = np.asarray(self.sampler(rng, self.samples, **params)).astype(np.int64)
         n = draws.shape[0]
         shape = tuple(len(grid) for grid in grids)
         counts = np.bincount(np.ravel_multi_index(tuple(draws.T), shape), minlength=len(cells))
+        tails, worst, cell_stat = enumeration_statistic(counts, n, probabilities)
+        worst, tail, cell_stat = int(worst), float(tails[worst]), float(cell_stat)
         clipped = np.clip(probabilities, 0.0, 1.0)
-        tails = np.minimum(stats.binom.cdf(counts, n, clipped), stats.binom.sf(counts - 1, n, clipped))
-        worst = int(np.argmin(tails))
-        tail = float(tails[worst])
-        cell_stat = ALPHA_PER_EVALUATION / (2 * len(cells)) / max(tail, 1e-300)
         statistic = max(mass_stat, cell_stat)
         return Outcome(bool(statistic <= 1), counts[worst] / n,
                        math.sqrt(max(clipped[worst] * (1 - clipped[worst]), 1 / n) / n),
                        float(probabilities[worst]), statistic,
                        f"sum over {len(cells)} cells {mass:.15g}; worst cell {cells[worst].tolist()}: "
-                       f"{counts[worst]}/{n} vs {probabilities[worst]:.6g} (binomial tail {tail:.3g})")
+                       f"{counts[worst]}/{n} vs {probabilities[worst]:.6g} (binomial tail {tail:.3g})",
+                       # A pmf off by a factor 1 + delta sums to 1 + delta: refuted by
+                       # enumeration past the mass tolerance.
+                       self.mass_rtol)

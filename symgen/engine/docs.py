@@ -105,7 +105,13 @@ def measured_part(found, report, stamp: str, figures: list[str], directory: Path
         lines.append(f"| {cell(row.check)} | {row.kind} | {cell(row.summary)} | {verdict} |")
     if found.checks:
         lines += ["", "Each statistical check has false-alarm probability at most 1e-6 "
-                      "(batch-means t statistics at 1e-9 per evaluation, at most 1000 evaluations)."]
+                      "(1e-9 per evaluation, at most 1000 evaluations). Its resolution is the "
+                      "smallest relative error of the output it refutes with probability at least "
+                      "0.99 at its sharpest point (an error of that size everywhere is refuted), "
+                      "and at its coarsest point (an error confined there must be larger); a "
+                      "deterministic check refutes anything past its tolerance. Checks of kind "
+                      "*definition* evaluate the quantity's definition at high precision rather "
+                      "than an independent route to it."]
     for title, path in zip([title for title, _ in found.plots], figures):
         lines += ["", f"### {title}", "", f"![{title}]({path})", f"{FIGURE_PREFIX}{path} {figure_hash(directory / path)} -->"]
     return "\n".join(lines) + "\n"

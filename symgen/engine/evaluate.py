@@ -8,7 +8,6 @@ evaluated by substituting explicit high-precision matrices.
 from __future__ import annotations
 
 import functools
-import math
 
 import mpmath
 import numpy as np
@@ -116,7 +115,10 @@ def _agree(previous, current, tolerance) -> bool:
     return previous == current or abs(current - previous) <= tolerance * abs(current)
 
 
-# --- the condition number: where 1e-12 is out of reach of any float64 code ------------
+# --- the sensitivity: where 1e-12 is out of reach of any float64 code ----------------
+#
+# Relative to |f| the sensitivity is the componentwise condition number; the accuracy
+# bound (symgen/engine/accuracy.py) uses it absolutely, so it stays finite at a zero of f.
 
 EPS64 = float(np.finfo(np.float64).eps)
 
@@ -129,8 +131,9 @@ def sensitivity(derivation, output: str, point: dict) -> float:
     """sum_i |x_i df/dx_i| for a scalar output at ``point``: how far a relative rounding
     of the inputs by one unit moves the value, in absolute terms. A backward-stable float64
     code is within a few ulps of this of the exact value; unlike the relative condition
-    number it stays finite where f = 0. From SymPy's derivatives of the textbook closed
-    form, evaluated by mpmath; 0 for a matrix-valued derivation (held to the plain bound)."""
+    number (this over |f|) it stays finite where f = 0. From SymPy's derivatives of the
+    textbook closed form, evaluated by mpmath; 0 for a matrix-valued derivation (held to
+    the plain bound)."""
     if derivation.is_matrix:
         return 0.0
     closed_form = derivation.outputs[output].closed_form
@@ -142,20 +145,6 @@ def sensitivity(derivation, output: str, point: dict) -> float:
                                 agree=1e-20)
         total += abs(mpmath.mpf(float(point[param.name])) * slope)
     return float(total)
-
-
-def condition_number(derivation, output: str, point: dict) -> float:
-    """The componentwise relative condition number of a scalar output at ``point``,
-    sum_i |x_i df/dx_i| / |f| (:func:`sensitivity` over the value): how much a relative
-    rounding of the inputs (which every float64 code makes) moves the value, relatively.
-    Infinite where f = 0 but a derivative is not; 0 for a matrix-valued derivation."""
-    if derivation.is_matrix:
-        return 0.0
-    value = reference_value(derivation, derivation.outputs[output].closed_form, point, digits=30, agree=1e-20)
-    moved = sensitivity(derivation, output, point)
-    if value == 0:
-        return 0.0 if moved == 0 else math.inf
-    return float(moved / abs(value))
 
 
 @functools.lru_cache(maxsize=256)

@@ -10,14 +10,21 @@ from __future__ import annotations
 import functools
 import importlib
 import math
+import weakref
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import mpmath
 import numpy as np
+import sympy as sp
 
 from .checks import MAX_EVALUATIONS, Outcome
-from .domains import log_uniform_offsets
+from .domains import EDGE_DISTANCE, Count, OneOf, log_uniform_offsets
+
+# Requirements with a boundary a segment crosses, which bisection finds (not a != 0).
+INEQUALITIES = (sp.GreaterThan, sp.StrictGreaterThan, sp.LessThan, sp.StrictLessThan)
+STRICT_INEQUALITIES = (sp.StrictGreaterThan, sp.StrictLessThan)
 
 DEFAULT_EXAMPLES = 30
 
@@ -43,6 +50,11 @@ class CheckReport:
     counterexample: dict | None = None      # the shrunk failing point, when it failed
     failure: Outcome | None = None
     error: str | None = None
+    #: The smallest relative error of the outputs this check refutes with probability >= 0.99
+    #: at its sharpest point (an error of that size everywhere is refuted), and at its least
+    #: sharp one (an error confined there must be larger to be seen); NaN when not stated.
+    resolution: float = math.nan
+    coarsest_resolution: float = math.nan
 
     @property
     def passed(self) -> bool:
@@ -57,6 +69,7 @@ class CheckReport:
             "counterexample": _plain_point(self.counterexample),
             "failure": self.failure.as_dict() if self.failure else None,
             "error": self.error,
+            "resolution": self.resolution, "coarsest_resolution": self.coarsest_resolution,
         }
 
 
@@ -67,8 +80,19 @@ def _plain_point(point):
             for name, value in point.items()}
 
 
+#: One draw in EDGE_ODDS puts a parameter at one of its domain's edges (the rest are
+#: ordinary draws, which shrink away from the edges), so hypothesis explores the edges
+#: and a failure there shrinks among them. One point in BOUNDARY_ODDS goes onto the
+#: boundary of the requirements: moved there if it falls outside one (rather than
+#: discarded), pushed there if it is inside (u^T w = -1, rarely drawn by chance).
+EDGE_ODDS = 8
+BOUNDARY_ODDS = 8
+
+
 def parameter_strategy(derivation):
-    """A hypothesis strategy of parameter points {name: value} from the declared domains."""
+    """A hypothesis strategy of parameter points {name: value} from the declared domains,
+    the domains' edges among them (:data:`EDGE_ODDS`), requirement boundaries too
+    (:data:`BOUNDARY_ODDS`)."""
     from hypothesis import assume
     from hypothesis import strategies as st
 
@@ -79,15 +103,241 @@ def parameter_strategy(derivation):
         point = {}
         params = {param.name: param for param in derivation.params}
         for param in derivation.params:
-            point[param.name] = draw(param.domain.strategy(dimensions), label=param.name)
+            point[param.name] = draw(_value_or_edge(param, dimensions), label=param.name)
         for second, first in derivation.near:
             if draw(st.booleans(), label=f"{second} near {first}"):
                 offset = draw(log_uniform_offsets(), label="relative offset")
                 point[second] = params[second].domain.nearby(point[first], offset)
-        assume(derivation.satisfies_requirements(point))
+        onto = bool(derivation.requires) and draw(
+            st.integers(0, BOUNDARY_ODDS - 1), label="onto the boundary") == BOUNDARY_ODDS - 1
+        if not derivation.satisfies_requirements(point):
+            point = towards_boundary(derivation, base_point(derivation), point) if onto else None
+            assume(point is not None)
+        elif onto:
+            point = _pushed_onto_a_boundary(derivation, point, dimensions)
         return point
 
     return points()
+
+
+def _pushed_onto_a_boundary(derivation, point, dimensions) -> dict:
+    """``point`` (inside the requirements) moved onto the boundary of the first inequality
+    requirement it can reach (:func:`_requirement_boundary`), or left where it is."""
+    edges = {param.name: param.domain.edges(dimensions) for param in derivation.params}
+    for relation, _ in derivation.requires:
+        pushed = _requirement_boundary(derivation, relation, point, edges)
+        if pushed is not None:
+            return pushed
+    return point
+
+
+def _value_or_edge(param, dimensions):
+    from hypothesis import strategies as st
+
+    ordinary = param.domain.strategy(dimensions)
+    edges = param.domain.edges(dimensions)
+    # The flag shrinks to 0, an ordinary draw: a counterexample leaves an edge if it can.
+    at_edge = st.integers(0, EDGE_ODDS - 1).map(lambda flag: flag == EDGE_ODDS - 1)
+    return at_edge.flatmap(lambda edge: st.sampled_from(edges) if edge else ordinary)
+
+
+# --- the fixed edge and corner points of every check --------------------------------
+
+#: The seed of the base point the edge points vary one parameter at a time from.
+EDGE_SEED = 20261128
+#: Bisection steps onto a requirement's boundary: the point found is within 2^-60 of the
+#: segment it moves along from the boundary (a few ulps of the parameters).
+BOUNDARY_STEPS = 60
+
+
+def base_point(derivation) -> dict:
+    """An ordinary interior point of the domain, the same every run, at the largest
+    dimension drawn (where a covariance can be ill-conditioned)."""
+    largest = {symbol: high for symbol, (_, high) in derivation.dimensions.items()}
+    return derivation.sample_point(np.random.default_rng(EDGE_SEED), largest or None)
+
+
+def edge_points(derivation) -> list[dict]:
+    """The fixed points every check is evaluated at besides hypothesis's and the anchors
+    (:func:`_edge_points`), computed once per derivation (a boundary takes a bisection)."""
+    if derivation not in _EDGE_POINTS:
+        _EDGE_POINTS[derivation] = _edge_points(derivation)
+    return [dict(point) for point in _EDGE_POINTS[derivation]]
+
+
+_EDGE_POINTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _edge_points(derivation) -> list[dict]:
+    """The fixed points every check is evaluated at besides hypothesis's and the anchors:
+
+    * each parameter at each of its domain's edges, the others at :func:`base_point`;
+    * the all-low and the all-high corners (every parameter at its first or last edge);
+    * each ``near`` pair nearly equal (relative offsets +-1e-12) at the base point;
+    * each inequality requirement's boundary (u^T w = -1; alpha_bar_prev = alpha_bar_t).
+
+    A point outside a requirement moves along the segment from the base point towards it
+    until it meets the boundary (:func:`onto_boundary`); where it cannot (a discrete
+    parameter, an equation or an inequation), it is left out."""
+    base = base_point(derivation)
+    dimensions = _dimensions_of(derivation, base)
+    edges = {param.name: param.domain.edges(dimensions) for param in derivation.params}
+    candidates = [{**base, name: value} for name, values in edges.items() for value in values]
+    candidates += [{name: values[0] for name, values in edges.items()},
+                   {name: values[-1] for name, values in edges.items()}]
+    candidates += _near_pairs(derivation, base)
+    points = []
+    for candidate in candidates:
+        if not derivation.satisfies_requirements(candidate):
+            candidate = towards_boundary(derivation, base, candidate)
+        if candidate is not None:
+            points.append(candidate)
+    points += [point for point in (_requirement_boundary(derivation, relation, base, edges)
+                                   for relation, _ in derivation.requires) if point is not None]
+    return _distinct(points)
+
+
+def _dimensions_of(derivation, point) -> dict:
+    return {param.domain.dimension: np.shape(point[param.name])[0]
+            for param in derivation.params if param.domain.shape_kind != "scalar"}
+
+
+def _near_pairs(derivation, base) -> list[dict]:
+    params = {param.name: param for param in derivation.params}
+    return [{**base, second: params[second].domain.nearby(base[first], sign * EDGE_DISTANCE)}
+            for second, first in derivation.near for sign in (1, -1)]
+
+
+def _distinct(points) -> list[dict]:
+    seen, kept = set(), []
+    for point in points:
+        if _point_key(point) not in seen:
+            seen.add(_point_key(point))
+            kept.append(point)
+    return kept
+
+
+def towards_boundary(derivation, base: dict, outside: dict) -> dict | None:
+    """``outside`` (a point that fails a requirement) moved onto the requirements'
+    boundary: only the parameters of the failed requirements move, back towards their
+    values at ``base`` (u and w onto u^T w = -1, z and the bias kept, small as they may
+    be); where that is no path (another requirement fails at the start), every parameter
+    moves towards ``base``."""
+    failed = {symbol.name for relation, _ in derivation.requires
+              if not _holds(derivation, relation, outside) for symbol in relation.free_symbols}
+    partly_back = {**outside, **{name: base[name] for name in failed}}
+    for inside in (partly_back, base):
+        moved = onto_boundary(derivation, inside, outside)
+        if moved is not None:
+            return moved
+    return None
+
+
+def onto_boundary(derivation, inside: dict, outside: dict) -> dict | None:
+    """The last point on the segment from ``inside`` (which satisfies the derivation's
+    requirements) towards ``outside`` (which does not) that still satisfies them, by
+    bisection: a point on the boundary of an inequality requirement. None where the
+    segment is no path: a discrete parameter (a count, a grid value) would leave its
+    values, an array changes shape, or what fails is an equation or an inequation
+    (a != 0, whose excluded set a segment only grazes)."""
+    if not _satisfies_exactly(derivation, inside) or not _can_move(derivation, inside, outside):
+        return None
+    violated = [relation for relation, _ in derivation.requires if not _holds(derivation, relation, outside)]
+    if not all(isinstance(relation, INEQUALITIES) for relation in violated):
+        return None
+    low, high = 0.0, 1.0          # inside at 0, outside at 1
+    for _ in range(BOUNDARY_STEPS):
+        middle = (low + high) / 2
+        if _satisfies_exactly(derivation, _along(inside, outside, middle)):
+            low = middle
+        else:
+            high = middle
+    if any(isinstance(relation, STRICT_INEQUALITIES) for relation in violated):
+        # Not in the domain itself (eta < 2 scale^2, where the function is infinite): as
+        # near as an open end of an interval, EDGE_DISTANCE inside, where the condition
+        # number (~1e12) still leaves float64 values a few digits.
+        low *= 1 - EDGE_DISTANCE
+    return _along(inside, outside, low)
+
+
+def _can_move(derivation, inside, outside) -> bool:
+    """Whether the segment between the points stays in the domains: no array changes shape,
+    no count or grid value moves."""
+    for param in derivation.params:
+        start, end = inside[param.name], outside[param.name]
+        if np.shape(start) != np.shape(end):
+            return False
+        if isinstance(param.domain, (Count, OneOf)) and not np.array_equal(start, end):
+            return False
+    return True
+
+
+def _along(inside, outside, fraction) -> dict:
+    """inside + fraction (outside - inside), parameter by parameter; a parameter the two
+    points share keeps its exact value."""
+    point = {}
+    for name, start in inside.items():
+        end = outside[name]
+        if isinstance(start, np.ndarray):
+            point[name] = start + fraction * (end - start)
+        else:
+            point[name] = start if start == end else float(start + fraction * (end - start))
+    return point
+
+
+def _satisfies_exactly(derivation, point) -> bool:
+    """The requirements hold for the exact values of the floats at ``point`` (in rational
+    arithmetic), not just after rounding: at a boundary point u1 w1 + u2 w2 may round to
+    -1 where the exact sum, which the 50-digit reference evaluates, is below it."""
+    for relation, _ in derivation.requires:
+        names = sorted(symbol.name for symbol in relation.free_symbols)
+        exact = [Fraction(float(point[name])) for name in names]
+        try:
+            holds = _rational_test(relation, tuple(names))(*exact)
+        except TypeError:          # not a rational function of the parameters: SymPy decides
+            holds = bool(relation.subs({symbol: sp.Rational(float(point[symbol.name]))
+                                        for symbol in relation.free_symbols}))
+        if not holds:
+            return False
+    return True
+
+
+@functools.lru_cache(maxsize=64)
+def _rational_test(relation, names):
+    """``relation`` as a Python function of its parameters, exact on fractions."""
+    symbols = sorted(relation.free_symbols, key=lambda symbol: symbol.name)
+    return sp.lambdify(symbols, relation, modules=[{"Abs": abs}, "math"])
+
+
+def _holds(derivation, relation, point) -> bool:
+    symbols = {param.name: param.symbol for param in derivation.params}
+    return bool(relation.subs({symbols[s.name]: point[s.name] for s in relation.free_symbols}))
+
+
+def _slack(derivation, relation, point) -> float:
+    """How far inside an inequality requirement ``point`` is (negative: outside)."""
+    symbols = {param.name: param.symbol for param in derivation.params}
+    gap = (relation.lhs - relation.rhs).subs({symbols[s.name]: point[s.name] for s in relation.free_symbols})
+    return float(gap) if relation.rel_op in (">=", ">") else -float(gap)
+
+
+def _requirement_boundary(derivation, relation, base, edges) -> dict | None:
+    """A point on the boundary of the inequality ``relation``: from ``base`` (a point inside
+    the requirements), each of its parameters in turn goes to the edge that takes it
+    furthest outside (u1 and w1 at opposite edges, say); where that leaves the requirement,
+    :func:`onto_boundary` comes back to it. None where no edge point lies outside (T >= 1
+    for T drawn from [1, 4000])."""
+    if not isinstance(relation, INEQUALITIES) or not relation.free_symbols:
+        return None
+    names = {symbol.name for symbol in relation.free_symbols}
+    outside = dict(base)
+    for param in derivation.params:
+        if param.name in names and param.domain.shape_kind == "scalar":
+            options = [outside] + [{**outside, param.name: value} for value in edges[param.name]]
+            outside = min(options, key=lambda point: _slack(derivation, relation, point))
+    if _holds(derivation, relation, outside):
+        return None
+    return onto_boundary(derivation, base, outside)
 
 
 def _point_key(point: dict) -> tuple:
@@ -124,8 +374,9 @@ def run_check(derivation, check, values: "Evaluation", *, examples: int = DEFAUL
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import strategies as st
 
-    if examples + ANCHOR_POINTS > MAX_EVALUATIONS:
-        raise ValueError(f"examples must be at most {MAX_EVALUATIONS - ANCHOR_POINTS} "
+    edges = edge_points(derivation)
+    if examples + ANCHOR_POINTS + len(edges) > MAX_EVALUATIONS:
+        raise ValueError(f"examples must be at most {MAX_EVALUATIONS - ANCHOR_POINTS - len(edges)} "
                          f"(the false-alarm bound assumes at most {MAX_EVALUATIONS} evaluations)")
     report = CheckReport(derivation.name, check.description, check.kind, tuple(check.outputs))
     phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if shrink else [])
@@ -151,6 +402,11 @@ def run_check(derivation, check, values: "Evaluation", *, examples: int = DEFAUL
 
     def record(point, outcome):
         report.points += 1
+        if not math.isnan(outcome.resolution):
+            report.resolution = min(outcome.resolution, report.resolution) \
+                if not math.isnan(report.resolution) else outcome.resolution
+            report.coarsest_resolution = max(outcome.resolution, report.coarsest_resolution) \
+                if not math.isnan(report.coarsest_resolution) else outcome.resolution
         if report.worst is None or not (outcome.statistic <= report.worst.statistic):
             report.worst, report.worst_point = outcome, point
         if not outcome.passed:
@@ -172,14 +428,23 @@ def run_check(derivation, check, values: "Evaluation", *, examples: int = DEFAUL
         evaluate_at()
     except _CheckFailed:
         pass
-    # Anchors run after hypothesis, so a failure hypothesis finds is still shrunk.
-    anchors = np.random.default_rng(ANCHOR_SEED)
-    for _ in range(ANCHOR_POINTS if report.failure is None else 0):
-        point = derivation.sample_point(anchors)
-        record(point, evaluate(point, int(anchors.integers(0, 2**32 - 1))))
+    # Anchors and edges run after hypothesis, so a failure hypothesis finds is still shrunk.
+    for point, seed in _fixed_points(derivation, edges) if report.failure is None else ():
+        record(point, evaluate(point, seed))
         if report.failure is not None:
             break
     return report
+
+
+def _fixed_points(derivation, edges):
+    """The anchors, then the edge points, each with the seed of its random numbers."""
+    anchors = np.random.default_rng(ANCHOR_SEED)
+    for _ in range(ANCHOR_POINTS):
+        point = derivation.sample_point(anchors)
+        yield point, int(anchors.integers(0, 2**32 - 1))
+    seeds = np.random.default_rng(EDGE_SEED)
+    for point in edges:
+        yield point, int(seeds.integers(0, 2**32 - 1))
 
 
 # --- the values a check compares with ---------------------------------------------
@@ -301,13 +566,16 @@ def _as_float(value):
 def expression_values(derivation, output: str, expression, base=None) -> Evaluation:
     """Values where ``output`` comes from ``expression`` (evaluated with mpmath at a
     point, NumPy on samples) and the other outputs from their closed forms."""
-    from .evaluate import evaluate
+    from .evaluate import reference_value
 
     expressions = {name: derivation.outputs[name].closed_form for name in derivation.outputs}
     expressions[output] = expression
 
     def values(point):
-        return {name: _as_float(evaluate(derivation, value, point, digits=30))
+        # From 30 digits up until the value stops moving: a textbook form that cancels
+        # (a distance between near-equal Gaussians, 1e-25 from terms of 1e2) is judged by
+        # its exact value, not by the rounding noise of one precision.
+        return {name: _as_float(reference_value(derivation, value, point, digits=30, agree=1e-20))
                 for name, value in expressions.items()}
 
     return Evaluation(derivation, values, lambda name: numpy_function(derivation, expressions[name]))

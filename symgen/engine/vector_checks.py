@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from .checks import Outcome
+from .checks import Outcome, relative_resolution
 
 
 @dataclass
@@ -44,4 +44,5 @@ class VectorIdentityCheck:
         statistic = deviation / allowance if allowance > 0 else (0.0 if deviation == 0 else math.inf)
         # The report shows the first entries, where the two routes' values can be compared.
         return Outcome(statistic <= 1, float(reference[0]), 0.0, float(value[0]), statistic,
-                       f"norm-wise relative tolerance {self.rtol:g}; deviation {deviation:.3g}")
+                       f"norm-wise relative tolerance {self.rtol:g}; deviation {deviation:.3g}",
+                       relative_resolution(allowance, float(np.linalg.norm(reference))))
