@@ -145,7 +145,7 @@ def test_hypothesis_draws_edges_and_boundaries_too():
     found = symgen.derivation("planar_flow_logdet")
     drawn = []
 
-    @settings(max_examples=80, derandomize=True, database=None, deadline=None)
+    @settings(max_examples=200, derandomize=True, database=None, deadline=None)
     @given(point=parameter_strategy(found))
     def collect(point):
         drawn.append(point)

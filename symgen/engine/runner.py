@@ -115,6 +115,10 @@ def parameter_strategy(derivation):
             assume(point is not None)
         elif onto:
             point = _pushed_onto_a_boundary(derivation, point, dimensions)
+        # Whatever moved a value (a near pair, a boundary), it stays in its interval: a
+        # candidate is never judged at alpha_bar = 0, outside (0, 1].
+        assume(all(params[name].domain.contains(value) for name, value in point.items()
+                   if hasattr(params[name].domain, "contains")))
         return point
 
     return points()
