@@ -16,6 +16,7 @@ from symgen import (diffusion_marginal, diffusion_optimal_eps, diffusion_posteri
                     diffusion_vpsde_marginal, tweedie_normal)
 from symgen.engine.accuracy import relative_error
 from symgen.engine.evaluate import reference_value
+from single_check import run_one_check
 
 EPS64 = np.finfo(np.float64).eps
 
@@ -307,18 +308,6 @@ CONTROLLED_CHECKS = [
     ("diffusion_optimal_eps", "mean", "joint draws (x_t, eps)", OPTIMAL_EPS_MEAN),
     ("diffusion_optimal_eps", "var", "joint draws (x_t, eps)", OPTIMAL_EPS_VAR),
 ]
-
-
-def run_one_check(name, output, description, candidate):
-    """The check of ``name`` whose description starts with ``description``, alone, on a candidate
-    for ``output`` (2 hypothesis points, then the anchors and edge points; no shrinking)."""
-    from symgen.engine.api import parse_candidate
-    from symgen.engine.runner import expression_values, run_check
-
-    found = symgen.derivation(name)
-    (check,) = [check for check in found.checks if check.description.startswith(description)]
-    values = expression_values(found, output, parse_candidate(found, candidate))
-    return run_check(found, check, values, examples=2, shrink=False)
 
 
 @pytest.mark.parametrize("name, output, description, closed_form", CONTROLLED_CHECKS)

@@ -7,9 +7,9 @@ import mpmath
 import numpy as np
 import pytest
 
-import symgen
 from symgen import score_diffusion, score_mvn, score_normal, tweedie_normal
 from symgen.engine.accuracy import relative_error
+from single_check import run_one_check
 
 EPS64 = np.finfo(np.float64).eps
 
@@ -122,18 +122,6 @@ CONTROLLED_CHECKS = [
     ("tweedie_normal", "mean", "joint draws (x_t, x_0)", TWEEDIE_MEAN),
     ("tweedie_normal", "var", "joint draws (x_t, x_0)", TWEEDIE_VAR),
 ]
-
-
-def run_one_check(name, output, description, candidate):
-    """The check of ``name`` whose description starts with ``description``, alone, on a candidate
-    for ``output`` (2 hypothesis points, then the anchors and edge points; no shrinking)."""
-    from symgen.engine.api import parse_candidate
-    from symgen.engine.runner import expression_values, run_check
-
-    found = symgen.derivation(name)
-    (check,) = [check for check in found.checks if check.description.startswith(description)]
-    values = expression_values(found, output, parse_candidate(found, candidate))
-    return run_check(found, check, values, examples=2, shrink=False)
 
 
 @pytest.mark.parametrize("name, output, description, closed_form", CONTROLLED_CHECKS)
