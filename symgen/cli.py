@@ -125,7 +125,7 @@ def command_verify(arguments) -> int:
     api = _engine(arguments)
     try:
         report = api.verify(arguments.names or None, examples=arguments.examples, jobs=arguments.jobs,
-                            progress=lambda message: _tell(arguments, message))
+                            seed=arguments.seed, progress=lambda message: _tell(arguments, message))
     except KeyError as error:
         raise UsageError(error.args[0]) from None
     _end_progress(arguments)
@@ -151,22 +151,94 @@ def _print_table(report, verbose: bool) -> None:
 
 def command_check(arguments) -> int:
     api = _engine(arguments)
+    found = _engine_derivation(arguments, arguments.name.split(".", 1)[0])
+    takes = f"{found.name} takes {', '.join(found.param_names)}"
+    if (arguments.expression is None) == (arguments.callable is None):
+        raise UsageError(f"give the candidate as an expression or as --callable module:function ({takes})")
+    candidate = arguments.expression if arguments.callable is None else _load_callable(arguments.callable, takes)
     try:
-        result = api.check(arguments.name, arguments.expression, examples=arguments.examples)
+        result = api.check(arguments.name, candidate, args=_mapping(arguments.args, takes), seed=arguments.seed,
+                           rtol=arguments.rtol, examples=arguments.examples)
     except (ValueError, KeyError) as error:
-        raise UsageError(error.args[0] if error.args else str(error)) from None
+        reason = " ".join(str(error.args[0] if error.args else error).split())
+        raise UsageError(reason if found.name in reason or "takes" in reason else f"{reason} ({takes})") from None
     if arguments.json:
-        payload = {"name": result.name, "candidate": str(result.candidate), "verified": result.verified}
-        if result.counterexample is not None:
-            ce = result.counterexample
-            payload["counterexample"] = {"point": {k: (v.tolist() if hasattr(v, "tolist") else v)
-                                                   for k, v in ce.point.items()},
-                                         "estimate": ce.estimate, "standard_error": ce.standard_error,
-                                         "candidate": ce.candidate, "check": ce.check}
-        print(json.dumps(payload, indent=2))
+        print(json.dumps(_check_payload(result), indent=2))
     else:
         print(result)
     return 0 if result.verified else EXIT_REFUTED
+
+
+def _load_callable(spec: str, takes: str):
+    """``module:function`` or ``path/to/file.py:function``: the user's function."""
+    import importlib
+    import importlib.util
+    from pathlib import Path
+
+    module_name, _, attribute = spec.rpartition(":")
+    if not module_name or not attribute:
+        raise UsageError(f"--callable {spec!r}: expected module:function or file.py:function ({takes})")
+    try:
+        if module_name.endswith(".py") or os.sep in module_name:
+            path = Path(module_name)
+            loaded = importlib.util.spec_from_file_location(path.stem, path)
+            if loaded is None or not path.is_file():
+                raise FileNotFoundError(f"no file {module_name}")
+            module = importlib.util.module_from_spec(loaded)
+            loaded.loader.exec_module(module)
+        else:
+            sys.path.insert(0, os.getcwd())      # a module next to the user, as python -m finds it
+            module = importlib.import_module(module_name)
+        function = module
+        for part in attribute.split("."):
+            function = getattr(function, part)
+    except Exception as error:                   # the user's module may raise anything on import
+        raise UsageError(f"--callable {spec!r}: cannot load it ({type(error).__name__}: {error}) ({takes})") from None
+    if not callable(function):
+        raise UsageError(f"--callable {spec!r} is not callable ({takes})")
+    return function
+
+
+def _mapping(text: str | None, takes: str) -> dict | None:
+    """``mu=loc,log_var=logvar``: the candidate's parameter names to the derivation's."""
+    if not text:
+        return None
+    pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
+    if any(len(pair) != 2 or not pair[0].strip() or not pair[1].strip() for pair in pairs):
+        raise UsageError(f"--args {text!r}: expected name=parameter,... ({takes})")
+    return {own.strip(): theirs.strip() for own, theirs in pairs}
+
+
+def _check_payload(result) -> dict:
+    """``symgen check --json``: the verdict, both judges, the counterexample."""
+    from symgen.engine.runner import _plain_point
+
+    payload = {"name": result.name, "candidate": str(result.candidate), "verified": result.verified,
+               "notes": result.notes}
+    judgement = result.judgement
+    if judgement is not None:
+        payload["closed_form"] = {"passed": judgement.passed, "points": judgement.points, "rtol": judgement.rtol,
+                                  "proved": judgement.proved}
+        if result.is_callable:
+            payload["max_relative_error"] = result.max_relative_error
+            payload["worst_point"] = _plain_point(result.worst_point)
+    payload["samples"] = [report.as_dict() for report in result.reports]
+    if result.counterexample is not None:
+        ce = result.counterexample
+        payload["counterexample"] = {"point": _plain_point(ce.point), "output": ce.output,
+                                     "estimate": _plain_value(ce.estimate),
+                                     "standard_error": ce.standard_error,
+                                     "candidate": _plain_value(ce.candidate), "check": ce.check,
+                                     "samples": ce.samples}
+    return payload
+
+
+def _plain_value(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [float(v) for v in value]
+    return value if isinstance(value, str) else float(value)
 
 
 def command_build(arguments) -> int:
@@ -265,14 +337,24 @@ def parser() -> argparse.ArgumentParser:
     verify.add_argument("--examples", type=int, default=30, help="parameter points per check (default 30)")
     verify.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
                         help="verify derivations in N processes at once (default 1)")
+    verify.add_argument("--seed", type=int, help="seed of the checks' random points (default: derandomized)")
     verify.set_defaults(run=command_verify)
 
-    check = commands.add_parser("check", parents=common, help="verify or refute a candidate formula",
-                                description="Run a candidate formula through a derivation's empirical "
-                                            "checks: exit 0 if verified, 1 if refuted (with a "
-                                            "counterexample), 2 if it cannot be read.")
+    check = commands.add_parser("check", parents=common, help="verify or refute a candidate formula or function",
+                                description="Judge a candidate formula, or a Python function, by the "
+                                            "derivation's proved closed form (200+ points, edges included) "
+                                            "and its empirical checks: exit 0 if verified, 1 if refuted "
+                                            "(with a counterexample), 2 if it cannot be read.")
     check.add_argument("name", help="derivation name, or NAME.OUTPUT for one output of several")
-    check.add_argument("expression", help="the formula, in the derivation's argument names (SymPy syntax)")
+    check.add_argument("expression", nargs="?",
+                       help="the formula, in the derivation's argument names (SymPy or NumPy syntax)")
+    check.add_argument("--callable", metavar="MODULE:FUNCTION",
+                       help="judge a Python function instead (module:function or file.py:function)")
+    check.add_argument("--args", metavar="NAME=PARAM,...",
+                       help="the callable's parameter names to the derivation's (mu=loc,log_var=logvar)")
+    check.add_argument("--seed", type=int, help="seed of the random points (default: derandomized)")
+    check.add_argument("--rtol", type=float, help="relative tolerance against the closed form "
+                       "(default 1e-15 for a formula, 1e-9 for a callable, on top of its rounding)")
     check.add_argument("--examples", type=int, default=30, help="parameter points per check (default 30)")
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.set_defaults(run=command_check)

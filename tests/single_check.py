@@ -1,8 +1,9 @@
-"""One empirical check of a derivation, alone, on a candidate formula: for tests that show a
-particular check (not the whole of ``symgen.check``) refutes or verifies a candidate."""
+"""Empirical checks alone on a candidate formula, for tests about the checks' power: the
+second of ``symgen.check``'s judges without the first (the proved closed form refutes
+every wrong formula by itself, so a test of the checks must leave it out)."""
 import symgen
 from symgen.engine.api import parse_candidate
-from symgen.engine.runner import expression_values, run_check
+from symgen.engine.runner import DEFAULT_EXAMPLES, expression_values, run_check
 
 
 def run_one_check(name, output, description, candidate):
@@ -12,3 +13,19 @@ def run_one_check(name, output, description, candidate):
     (check,) = [check for check in found.checks if check.description.startswith(description)]
     values = expression_values(found, output, parse_candidate(found, candidate))
     return run_check(found, check, values, examples=2, shrink=False)
+
+
+def samples_refutation(address, candidate, *, examples=DEFAULT_EXAMPLES, shrink=False):
+    """The first of the empirical checks of ``address`` (NAME or NAME.OUTPUT) that refutes
+    ``candidate``, as its CheckReport (``.counterexample``: the point), or None when every
+    one of them passes it."""
+    name, _, output = address.partition(".")
+    found = symgen.derivation(name)
+    output = found.output(output or None).name
+    values = expression_values(found, output, parse_candidate(found, candidate))
+    for check in found.checks:
+        if output in check.outputs:
+            report = run_check(found, check, values, examples=examples, shrink=shrink)
+            if not report.passed:
+                return report
+    return None

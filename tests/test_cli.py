@@ -188,3 +188,61 @@ def test_verify_fails_on_a_broken_derivation(tmp_path, symgen_in_process):
     result = symgen_in_process("--path", str(broken), "verify", "broken_square", "--examples", "3")
     assert result.returncode == 1
     assert "FAIL" in result.stdout
+
+
+# --- check: NumPy syntax, callables, what cannot be read ------------------------------
+
+
+@pytest.mark.parametrize("arguments, named", [
+    (["kl_std_normal", "np.foo(loc)"], "np.foo"),
+    (["kl_std_normal", "exp(loc) + sigma"], "sigma"),
+    (["kl_std_normal", "--callable", "no_such_module:kl"], "no_such_module"),
+    (["kl_std_normal", "--callable", "json:dumps_nothing"], "dumps_nothing"),
+    (["kl_std_normal", "--callable", "math:hypot", "--args", "x=loc,y=sigma"], "sigma"),
+    (["kl_std_normal"], "expression or as --callable"),
+])
+def test_what_cannot_be_read_is_named_in_one_line_with_status_2(arguments, named, symgen_in_process):
+    result = symgen_in_process("check", *arguments)
+    assert result.returncode == 2, result.stdout
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert named in result.stderr
+    assert "loc" in result.stderr and "logvar" in result.stderr     # the derivation's parameters
+
+
+USER_MODULE = '''
+import numpy as np
+
+def vae_kl(mu, log_var):
+    return -0.5 * (1 + log_var - mu**2 - np.exp(log_var))
+
+def posterior_variance(alpha_bar_t, alpha_bar_prev):
+    return 1.01 * (1 - alpha_bar_t / alpha_bar_prev) * (1 - alpha_bar_prev) / (1 - alpha_bar_t)
+'''
+
+
+def test_check_a_callable_from_a_file_with_args_and_json(tmp_path, symgen_in_process):
+    module = tmp_path / "my_losses.py"
+    module.write_text(USER_MODULE)
+    verified = symgen_in_process("check", "kl_std_normal", "--callable", f"{module}:vae_kl",
+                                 "--args", "mu=loc,log_var=logvar", "--examples", "5", "--json")
+    assert verified.returncode == 0, verified.stderr
+    payload = json.loads(verified.stdout)
+    assert payload["verified"] and payload["closed_form"]["passed"] and payload["closed_form"]["points"] >= 200
+    # The textbook KL term cancels near loc = 0, logvar = 0, among the judged points.
+    assert payload["max_relative_error"] > 0.1 and abs(payload["worst_point"]["logvar"]) < 1e-6
+    refuted = symgen_in_process("check", "diffusion_posterior.var", "--callable", f"{module}:posterior_variance",
+                                "--examples", "5", "--seed", "7")
+    assert refuted.returncode == 1
+    assert "the proved closed form gives var" in refuted.stdout and "samples there" in refuted.stdout
+
+
+def test_numpy_syntax_reads_as_the_same_formula(symgen_in_process):
+    result = symgen_in_process("check", "kl_normal",
+                               "np.log(scale_q/scale_p) + (scale_p**2 + (loc_p - loc_q)**2)/(2*scale_q**2) - 0.5",
+                               "--examples", "5")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_verify_takes_a_seed(symgen_in_process):
+    result = symgen_in_process("verify", "bits_per_dim", "--seed", "11", "--examples", "5")
+    assert result.returncode == 0, result.stdout

@@ -274,9 +274,9 @@ def test_a_slip_shrinks_to_a_small_counterexample():
     # alpha_bar for sqrt(alpha_bar): shrinking finds a simple point where the two differ.
     result = symgen.check("diffusion_marginal.mean", "alpha_bar*x0")
     assert not result.verified
-    point = result.counterexample.point
+    point = result.empirical_counterexample.point
     assert point["x0"] != 0 and 0 < point["alpha_bar"] < 1
-    assert result.counterexample.candidate == pytest.approx(point["alpha_bar"] * point["x0"], rel=1e-12)
+    assert result.empirical_counterexample.candidate == pytest.approx(point["alpha_bar"] * point["x0"], rel=1e-12)
     assert str(result).startswith("refuted")
 
 

@@ -110,7 +110,7 @@ def test_mutants_that_keep_the_square_root_map_are_refuted(mutant):
     # small distances; the certificate's relative tolerance 1e-10 refutes them.
     result = symgen.check("frechet_distance", mutant, examples=10)
     assert not result.verified
-    assert "certified optimal" in result.counterexample.check
+    assert "certified optimal" in result.empirical_counterexample.check
 
 
 def test_no_other_gaussian_coupling_is_cheaper():

@@ -270,4 +270,4 @@ def test_symgen_check_refutes_a_score_off_by_a_thousandth_by_the_stein_check():
     # The Stein check runs first and resolves ~1e-10 of the score (the resolution it states).
     result = symgen.check(NAME, f"1.001*({sigmoid_form(LOG_ODDS)})", examples=2, shrink=False)
     assert not result.verified
-    assert result.counterexample.check == FOUND.checks[0].description
+    assert result.empirical_counterexample.check == FOUND.checks[0].description

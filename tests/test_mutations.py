@@ -14,6 +14,7 @@ from symgen.engine.api import parse_candidate
 from symgen.engine.mutants import _same_value as same_value
 from symgen.engine.mutants import mutants
 from symgen.engine.primitives import rewrite_textbook
+from single_check import samples_refutation
 
 CATALOGUE = symgen.derivations()
 OUTPUTS = [(name, output) for name in CATALOGUE for output in symgen.derivation(name).outputs]
@@ -27,8 +28,8 @@ def address(name, output):
 def test_every_wrong_variant_is_refuted(name, output):
     wrong, _ = mutants(symgen.derivation(name), output)
     assert len(wrong) >= 10
-    missed = [m.description for m in wrong
-              if symgen.check(address(name, output), m.expression, shrink=False).verified]
+    # The empirical checks alone: the proved closed form would refute every variant itself.
+    missed = [m.description for m in wrong if samples_refutation(address(name, output), m.expression) is None]
     assert missed == []
 
 

@@ -8,6 +8,7 @@ that succeeded are stored, under the content of the module, the engine and SymPy
 import pytest
 
 import symgen
+from single_check import samples_refutation
 
 CATALOGUE = symgen.derivations()
 
@@ -29,8 +30,9 @@ SLIPS = [(name, candidate, description, output)
                          ids=[f"{name}: {description}" for name, _, description, _ in SLIPS])
 def test_every_declared_slip_is_refuted(name, candidate, description, output):
     address = f"{name}.{output}" if output else name
-    result = symgen.check(address, candidate, shrink=False)
-    assert not result.verified, f"{description} was verified: {result}"
+    # By the empirical checks alone (the README's claim); the proved closed form refutes
+    # every slip as well (tests/test_user_candidates.py, tests/test_check_callables.py).
+    assert samples_refutation(address, candidate) is not None, f"{description} was verified"
 
 
 def test_the_catalogue_declares_its_usual_slips():

@@ -46,3 +46,15 @@ def test_the_shown_commands_print_what_the_readme_says(tmp_path):
                 # A line cut short with "..." in the README is a prefix of the printed one.
                 expected = line.rstrip().removesuffix("...").rstrip(" ,")
                 assert expected in printed, (command, line)
+
+
+def test_the_callable_example_prints_what_the_readme_says(tmp_path):
+    # "Keep your formulas under test": the script, then what it prints.
+    script, shown = re.search(r"## Keep your formulas under test.*?```python\n(.*?)```\n\n```text\n(.*?)```",
+                              README, re.S).groups()
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    printed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                             env=environment).stdout
+    for line in shown.splitlines():
+        expected = line.rstrip().removesuffix("...").rstrip(" ,")
+        assert expected in printed, (line, printed)

@@ -30,7 +30,13 @@ def evaluate(derivation, expression, point: dict, digits: int = 50):
     arguments = tuple(param.symbol for param in derivation.params)
     function = _mpmath_function(arguments, expression)
     with mpmath.workdps(digits):
-        return function(*(mpmath.mpf(float(point[param.name])) for param in derivation.params))
+        return function(*(_exact(point[param.name]) for param in derivation.params))
+
+
+def _exact(value):
+    """A parameter value as an mpf: a float exactly, an mpf (a point moved by less than a
+    float can, to take a limit) as it is."""
+    return value if isinstance(value, mpmath.mpf) else mpmath.mpf(float(value))
 
 
 def _evaluate_matrix(derivation, expression, point: dict, digits: int):
@@ -46,8 +52,8 @@ def _evaluate_matrix(derivation, expression, point: dict, digits: int):
         substitution[param.symbol] = sp.ImmutableMatrix(
             matrix.shape[0], matrix.shape[1], [sp.Float(float(v), digits) for v in matrix.flat])
     for dimension in derivation.dimensions:
-        substitution[dimension] = size
-    evaluated = expression.xreplace(substitution).doit()
+        substitution[dimension] = sp.Integer(size)
+    evaluated = sp.sympify(expression.xreplace(substitution)).doit()
     if isinstance(evaluated, sp.MatrixExpr) and not isinstance(evaluated, sp.MatrixBase):
         # A sum with a constant vector (OneMatrix, in a mutant) stays a MatAdd until made explicit.
         evaluated = evaluated.as_explicit()
@@ -95,6 +101,72 @@ def reference_value(derivation, expression, point: dict, digits: int = 50, agree
 
 
 MAX_REFERENCE_DIGITS = 1600
+
+
+#: How far (relative) :func:`limit_value` moves a parameter: far below float64's
+#: resolution, so the value there is the limit for every float64 purpose.
+LIMIT_OFFSET = mpmath.mpf(10) ** -40
+
+
+def limit_value(derivation, expression, point: dict):
+    """The value of ``expression`` at ``point`` where it has none there but is continuous
+    (a removable 0/0: (b^2 - a^2)/((b - a)(b + a)) at a = b): its value with one scalar
+    parameter moved by :data:`LIMIT_OFFSET` (relative), inside the domain and its
+    requirements, evaluated at high precision. Returns (value, the parameter moved);
+    raises ArithmeticError where no such move gives a value."""
+    for param in derivation.params:
+        value = point[param.name]
+        if np.ndim(value) or getattr(param.domain, "values", None) is not None:
+            continue
+        low, high = getattr(param.domain, "low", None), getattr(param.domain, "high", None)
+        # Towards the middle of the parameter's interval first: from an edge, inward.
+        inward = 1 if low is None or high is None or value < (low + high) / 2 else -1
+        for sign in (inward, -inward):
+            moved = dict(point)
+            with mpmath.workdps(80):
+                start = mpmath.mpf(float(value))
+                moved[param.name] = start * (1 + sign * LIMIT_OFFSET) if start else sign * LIMIT_OFFSET
+            if not _requirements_hold_exactly(derivation, moved):
+                continue
+            try:
+                found = reference_value(derivation, expression, moved, digits=80, agree=1e-20)
+            except (ArithmeticError, ValueError, TypeError):
+                continue
+            if not _is_nan(found):
+                return found, param.name
+    raise ArithmeticError(f"no value at {point}, nor {mpmath.nstr(LIMIT_OFFSET, 1)} (relative) away from it")
+
+
+def value_or_limit(derivation, expression, point: dict):
+    """(value, False) of a candidate ``expression`` at ``point``, at 30 digits and more
+    (until it stops moving); (its limit, True) where it has no value there but one
+    :data:`LIMIT_OFFSET` away (a removable 0/0)."""
+    try:
+        value = reference_value(derivation, expression, point, digits=30, agree=1e-20)
+        if not _is_nan(value):
+            return value, False
+    except ZeroDivisionError:
+        pass
+    return limit_value(derivation, expression, point)[0], True
+
+
+def _requirements_hold_exactly(derivation, point) -> bool:
+    """The requirements at ``point`` in exact rational arithmetic (an mpf moved by 1e-40
+    would round back onto the boundary as a SymPy Float)."""
+    def exact(value):
+        if isinstance(value, mpmath.mpf):
+            mantissa, exponent = value.man_exp
+            return sp.Integer(mantissa) * sp.Integer(2) ** exponent
+        return sp.Rational(float(value))
+
+    symbols = {param.name: param.symbol for param in derivation.params}
+    return all(bool(relation.subs({symbols[s.name]: exact(point[s.name]) for s in relation.free_symbols}))
+               for relation, _ in derivation.requires)
+
+
+def _is_nan(value) -> bool:
+    entries = value if isinstance(value, list) else [value]
+    return any(mpmath.isnan(entry) for entry in entries if isinstance(entry, mpmath.mpf))
 # 10^-330 is below float64's smallest subnormal (4.9e-324): a value that small is 0 there.
 FLOAT64_NEGLIGIBLE = 330
 
