@@ -5,8 +5,9 @@ differs from the closed form anywhere in the domain is wrong there, however smal
 difference; no sampling error stands between them. The candidate is compared with the
 closed form, evaluated at 50 digits from the same float64 inputs, at
 :data:`JUDGE_POINTS` points of the domain (every other one with its ``near`` pairs
-nearly equal, relative offsets 1e-12 to 1e-3) and at the domain's edge points (each
-parameter at each edge, the corners, the requirements' boundaries).
+nearly equal, relative offsets 1e-12 to 1e-3), at the domain's edge points (each
+parameter at each edge, the corners, the requirements' boundaries) and at points where
+the real parameters that can be 0 are near it (:func:`near_zero_points`).
 
 What counts as a difference depends on how the candidate is evaluated:
 
@@ -19,15 +20,18 @@ What counts as a difference depends on how the candidate is evaluated:
 
   eps its output's machine epsilon. The first part of the rounding term is what
   rounding the inputs moves f by (relative to |f| it is the condition number); the
-  second, M(f), is the size of the textbook form's terms (each sum replaced by the sum
-  of its terms' magnitudes), what a correct formula that cancels, the Gaussian KL of
+  second, M(f), is a first-order running error bound of the textbook form
+  (:func:`magnitude`), what a correct formula that cancels, the Gaussian KL of
   near-equal distributions written as its textbook terms, loses to rounding. For a
   matrix derivation the rounding term is 8 eps M(f) times the largest condition number
   of its matrices. A correct formula that loses digits that way is verified, and its
-  accuracy is reported separately (:attr:`Judgement.max_relative_error`).
+  accuracy is reported separately (:attr:`Judgement.max_relative_error`). A larger
+  difference that the caller's ``rounding`` test explains (the same code at 60 digits
+  computes the closed form: symgen/engine/api.py) does not refute either.
 
-A candidate with no value at a point where the quantity is defined (0/0 where
-alpha_bar_t = alpha_bar_prev) is judged at the nearest point where it has one, with a note.
+A callable with no value at a point where the quantity is defined (0/0 where
+alpha_bar_t = alpha_bar_prev) is judged :data:`CALLABLE_OFFSET` (relative) away, with a
+note; an expression comes with its limit there already (symgen/engine/evaluate.py).
 """
 from __future__ import annotations
 
