@@ -26,7 +26,7 @@ import mpmath
 import numpy as np
 
 from .evaluate import EPS64, ULPS_PER_CONDITION, reference_value, sensitivity
-from .runner import edge_points, formula_values
+from .runner import edge_points, formula_values, near_zero_points
 
 
 def accuracy_points(derivation, count: int, seed: int = 0) -> list[dict]:
@@ -82,8 +82,9 @@ def _scale(reference):
 
 
 def max_relative_error(derivation, points: int = 40, seed: int = 0, function=None) -> dict[str, float]:
-    """The largest relative error of each output over ``points`` domain points and the
-    domain's edge points (symgen.engine.runner.edge_points). At an edge, where the function
+    """The largest relative error of each output over ``points`` domain points, the
+    domain's edge points and its points near zero (symgen.engine.runner.edge_points,
+    near_zero_points). At an edge, where the function
     may be ill-conditioned (a score at alpha_bar within 1e-12 of 1), an error the contract
     allows there (:func:`accuracy_bound`) is left out: the maximum is then held to 1e-12
     where that is the contract, and an error beyond the contract at an edge is in it."""
@@ -103,7 +104,7 @@ def max_relative_error(derivation, points: int = 40, seed: int = 0, function=Non
 
     for point in accuracy_points(derivation, points, seed):
         measure(point, at_edge=False)
-    for point in edge_points(derivation):
+    for point in edge_points(derivation) + near_zero_points(derivation):
         measure(point, at_edge=True)
     return worst
 

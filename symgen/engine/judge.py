@@ -45,7 +45,7 @@ import sympy as sp
 
 from .accuracy import UNDERFLOW, accuracy_points
 from .evaluate import EPS64, ULPS_PER_CONDITION, evaluate, reference_value, sensitivity
-from .runner import edge_points
+from .runner import edge_points, near_zero_points
 
 #: Domain points the closed form judges at, besides the edge points.
 JUDGE_POINTS = 200
@@ -108,31 +108,6 @@ def judge_points(derivation, seed: int = 0) -> list[dict]:
     """The points the closed form judges at: :data:`JUDGE_POINTS` domain points (half with
     their near pairs nearly equal), the edge points, and points near zero."""
     return accuracy_points(derivation, JUDGE_POINTS, seed) + edge_points(derivation) + near_zero_points(derivation)
-
-
-#: How near zero :func:`near_zero_points` puts the real parameters whose interval spans it.
-NEAR_ZERO = (0.0, 1e-12, 1e-9, 1e-6, 1e-3)
-
-
-def near_zero_points(derivation) -> list[dict]:
-    """Zero is where textbook forms cancel without two parameters being near each other:
-    the VAE's KL term at loc = 0, logvar = 1e-9 (exp(logvar) - 1 - logvar), a score at
-    x - loc = 0. From the base point, every real parameter whose interval spans 0 is set
-    to each of :data:`NEAR_ZERO` (signs alternating), all together and one at a time."""
-    from .runner import base_point
-
-    spanning = [param for param in derivation.params if param.domain.shape_kind == "scalar"
-                and getattr(param.domain, "values", None) is None
-                and getattr(param.domain, "low", 1) < 0 < getattr(param.domain, "high", -1)]
-    if not spanning:
-        return []
-    base = base_point(derivation)
-    points = []
-    for size in NEAR_ZERO:
-        points.append({**base, **{param.name: size * (-1) ** index for index, param in enumerate(spanning)}})
-        if len(spanning) > 1:
-            points += [{**base, param.name: size} for param in spanning]
-    return [point for point in points if derivation.satisfies_requirements(point)]
 
 
 def judge(derivation, outputs, candidate_at, *, high_precision: bool, rtol: float | None = None,
