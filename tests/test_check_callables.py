@@ -232,3 +232,29 @@ def test_numpy_code_is_recomputed_at_60_digits_to_tell_rounding_from_another_for
     wrong.backend = "numpy"
     values, _ = wrong.in_other_precision(point)
     assert float(values["var"]) == pytest.approx(1.01 * float(symgen.diffusion_posterior(**point)[1]), rel=1e-14)
+
+
+def test_counts_reach_the_candidate_as_integers():
+    def expected_modes(modes, draws):
+        # One mode after another: the chance the k-th draw finds a new one (needs range(draws)).
+        return modes * sum((1 - 1 / modes) ** k / modes for k in range(draws))
+
+    assert symgen.check("expected_modes_covered", expected_modes, examples=5).verified
+
+
+def mixture_score(x, weight, loc1, scale1, loc2, scale2):
+    # The score of a two-component mixture from its densities: both underflow to 0 far from
+    # the modes (x = -41 with scales ~0.05), where float64 gives 0/0.
+    p1 = weight * np.exp(-(x - loc1) ** 2 / (2 * scale1**2)) / scale1
+    p2 = (1 - weight) * np.exp(-(x - loc2) ** 2 / (2 * scale2**2)) / scale2
+    return (p1 * (loc1 - x) / scale1**2 + p2 * (loc2 - x) / scale2**2) / (p1 + p2)
+
+
+def test_an_underflow_to_nan_is_rounding_when_the_same_code_at_60_digits_is_right():
+    with np.errstate(all="ignore"):
+        right = symgen.check("score_mixture", mixture_score, examples=5)
+        wrong = symgen.check("score_mixture", lambda *a: 1.005 * mixture_score(*a), examples=5)
+    assert right.verified, right
+    assert "no float64 value" in str(right)
+    assert not wrong.verified
+    assert math.isfinite(wrong.counterexample.candidate)     # a point where it has a value

@@ -118,7 +118,7 @@ class CheckResult:
         error = self.max_relative_error
         if not error > 2 * EPS64:
             return 0
-        return min(16, max(0, round(math.log10(error / EPS64))))
+        return min(16, max(0, round(math.log10(error / EPS64)))) if math.isfinite(error) else 16
 
     def __str__(self):
         judges = self._judges()
@@ -152,7 +152,9 @@ class CheckResult:
             if self.is_callable and judgement.least_accurate is not None:
                 least = judgement.least_accurate
                 where = ", ".join(f"{k}={format_value(v)}" for k, v in least.point.items())
-                if self.verified and self.digits_lost >= 4:
+                if self.verified and not math.isfinite(least.relative_error):
+                    lines.append(f"accuracy: the right quantity, but no float64 value (NaN or inf) near {where}")
+                elif self.verified and self.digits_lost >= 4:
                     lines.append(f"accuracy: the right quantity, loses {self.digits_lost} digits near {where} "
                                  f"(relative error {least.relative_error:.2g})")
                 else:
@@ -194,7 +196,7 @@ def check(name: str, candidate, *, args: dict | None = None, seed: int | None = 
     None). ``grad=True`` also checks a torch callable's gradient against SymPy's
     derivative. Verified, or refuted with a counterexample."""
     from .callables import callable_candidate
-    from .judge import judge, proved_equal
+    from .judge import CALLABLE_RTOL, judge, proved_equal
 
     try:
         found = derivation(name.split(".", 1)[0])
@@ -228,7 +230,7 @@ def check(name: str, candidate, *, args: dict | None = None, seed: int | None = 
         raise ValueError(f"{name} has no empirical check of output {', '.join(outputs)}")
     label = name if "." in name or len(outputs) > 1 or len(found.outputs) == 1 else f"{found.name}.{outputs[0]}"
     result = CheckResult(label, shown, True, is_callable=is_callable)
-    rounding = _rounding_test(found, wrapped) if is_callable else None
+    rounding = _rounding_test(found, wrapped, rtol or CALLABLE_RTOL) if is_callable else None
     result.judgement = judge(found, outputs, candidate_at, high_precision=high_precision, rtol=rtol,
                              epsilon=epsilon, seed=seed or 0, rounding=rounding)
     if high_precision and result.judgement.passed:
@@ -242,13 +244,13 @@ def check(name: str, candidate, *, args: dict | None = None, seed: int | None = 
                             f"closed form is finite (the first at {_point_text(unevaluable[0])}): its "
                             f"terms cancel beyond {MAX_REFERENCE_DIGITS} digits there, so those points "
                             f"are left to the empirical checks")
-    worst = result.judgement.worst
-    if not result.judgement.passed:
+    refuting = result.judgement.refuting
+    if refuting is not None:
         result.verified = False
         result.counterexample = Counterexample(
-            worst.point, worst.closed_form, 0.0, worst.candidate, "the proved closed form",
-            output=worst.output if len(found.outputs) > 1 else "",
-            samples=_samples_at(found, checks, values, worst.point, seed or 0))
+            refuting.point, refuting.closed_form, 0.0, refuting.candidate, "the proved closed form",
+            output=refuting.output if len(found.outputs) > 1 else "",
+            samples=_samples_at(found, checks, values, refuting.point, seed or 0))
     for empirical in checks:
         report = run_check(found, empirical, values, examples=examples, derandomize=derandomize,
                            shrink=shrink, seed=seed)
@@ -288,16 +290,20 @@ def _finite_closed_form(found, output, point) -> bool:
     return all(mpmath.isfinite(entry) for entry in entries)
 
 
-def _rounding_test(found, wrapped):
+def _rounding_test(found, wrapped, tolerance: float):
     """Whether a difference from the closed form is rounding in the candidate's own
     arithmetic: recomputed at 60 digits or in extended precision (NumPy code) it shrinks
     tenfold, or recomputed in float32 (torch code) it grows thirtyfold; a different
-    formula's difference stays the same in either."""
+    formula's difference stays the same in either. A NaN or infinite float64 value (an
+    underflow, 0/0 of two underflowed densities) is rounding where the 60-digit or
+    extended evaluation agrees with the closed form to ``tolerance``."""
     from .judge import difference
 
     def rounding(comparison) -> bool:
         if not comparison.error > 0:
             return False
+        explains = (lambda error: error < comparison.error / 10) if math.isfinite(comparison.error) else \
+            (lambda error: error <= tolerance * abs(float(reference)))     # NaN or inf in float64
         other = wrapped.in_other_precision(comparison.point)
         if other is None:
             return False
@@ -308,8 +314,8 @@ def _rounding_test(found, wrapped):
         except (TypeError, ValueError):
             return False
         if precision == "float32":
-            return error > 30 * comparison.error
-        return error < comparison.error / 10
+            return math.isfinite(comparison.error) and error > 30 * comparison.error
+        return explains(error)
 
     return rounding
 
@@ -401,6 +407,8 @@ def callable_values(found, wrapped):
 def _samples_at(found, checks, values, point, seed: int) -> str:
     """What the empirical checks say at ``point``: which side their estimate supports, the
     closed form's or the candidate's, or that the difference is below their resolution."""
+    from .runner import NoValueHere
+
     shipped = formula_values(found)
     verdicts = []
     for empirical in checks:
@@ -408,6 +416,9 @@ def _samples_at(found, checks, values, point, seed: int) -> str:
             with np.errstate(all="ignore"):
                 mine = empirical.run(values, point, np.random.default_rng(seed))
                 closed = empirical.run(shipped, point, np.random.default_rng(seed))
+        except NoValueHere:
+            verdicts.append(f"{empirical.description}: the candidate has no value to compare here")
+            continue
         except (ValueError, ArithmeticError, TypeError) as error:
             verdicts.append(f"{empirical.description}: not evaluable ({error})")
             continue

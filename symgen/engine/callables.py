@@ -18,12 +18,15 @@ Nothing here imports torch unless the function needs it.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import operator
 from dataclasses import dataclass, field
 
 import mpmath
 import numpy as np
+
+from .domains import Count
 
 #: The points compared between an all-at-once call and single-point calls before the
 #: function is taken to broadcast.
@@ -161,8 +164,9 @@ class CallableCandidate:
     def _outputs_in(self, point: dict, convert, precision: str):
         try:
             with np.errstate(all="ignore"), mpmath.workdps(PRECISE_DIGITS):
-                result = self.function(*[convert(point[n]) for n in self.positional],
-                                       **{own: convert(point[n]) for own, n in self.keywords.items()})
+                result = self.function(*[self._argument(point, n, convert) for n in self.positional],
+                                       **{own: self._argument(point, n, convert)
+                                          for own, n in self.keywords.items()})
             values = result if len(self.outputs) > 1 else (result,)
             if isinstance(result, (tuple, list)) and len(self.outputs) == 1 and len(result) == 1:
                 values = result
@@ -195,10 +199,27 @@ class CallableCandidate:
         if note not in self.notes:
             self.notes.append(note)
 
+    def _argument(self, arguments: dict, name: str, convert):
+        """The value of parameter ``name`` as the candidate gets it: converted for its
+        backend, and an integer where the parameter takes integer values only (a count of
+        draws, a binary variable), so ``range(draws)`` works."""
+        if name in self._integers:
+            value = np.asarray(arguments[name])
+            if np.all(value == np.round(value)):
+                value = value.astype(np.int64)
+                return convert(value, integer=True) if convert is _to_torch else value[()]
+        return convert(arguments[name])
+
+    @functools.cached_property
+    def _integers(self) -> set:
+        return {param.name for param in self.derivation.params
+                if all(float(value).is_integer() for value in getattr(param.domain, "values", None) or [0.5])
+                or isinstance(param.domain, Count)}
+
     def _call(self, arguments: dict, backend: str) -> dict:
         convert = _to_torch if backend == "torch" else _to_numpy
-        positional = [convert(arguments[name]) for name in self.positional]
-        keywords = {own: convert(arguments[name]) for own, name in self.keywords.items()}
+        positional = [self._argument(arguments, name, convert) for name in self.positional]
+        keywords = {own: self._argument(arguments, name, convert) for own, name in self.keywords.items()}
         result = self.function(*positional, **keywords)
         return self._outputs_of(result)
 
@@ -255,8 +276,8 @@ class CallableCandidate:
         raise CandidateError(f"the candidate fails at {_format(probes[0])}: " + "; ".join(failures))
 
     def _returned_tensor(self, point) -> bool:
-        positional = [_to_numpy(point[name]) for name in self.positional]
-        keywords = {own: _to_numpy(point[name]) for own, name in self.keywords.items()}
+        positional = [self._argument(point, name, _to_numpy) for name in self.positional]
+        keywords = {own: self._argument(point, name, _to_numpy) for own, name in self.keywords.items()}
         try:
             result = self.function(*positional, **keywords)
         except Exception:
@@ -370,10 +391,10 @@ def _to_numpy(value):
     return array[()] if array.ndim == 0 else array    # a NumPy scalar: math.* accepts it
 
 
-def _to_torch(value):
+def _to_torch(value, integer: bool = False):
     import torch
 
-    return torch.as_tensor(np.asarray(value, dtype=np.float64))
+    return torch.as_tensor(np.asarray(value, dtype=np.int64 if integer else np.float64))
 
 
 def _torch_available() -> bool:

@@ -153,8 +153,9 @@ def judge(derivation, outputs, candidate_at, *, high_precision: bool, rtol: floa
         result.notes.append(f"{len(unvalued)} judged points where the candidate has no value, "
                             f"the first {unvalued[0]}")
     explained = 0
-    for comparison in sorted(beyond, key=lambda c: -c.ratio)[:MOST_EXPLAINED]:
-        if rounding is None or not _has_value(comparison.candidate) or not rounding(comparison):
+    # A counterexample with a value says more than one where the candidate has none.
+    for comparison in sorted(beyond, key=lambda c: (not math.isfinite(c.error), -c.ratio))[:MOST_EXPLAINED]:
+        if rounding is None or isinstance(comparison.candidate, str) or not rounding(comparison):
             result.refuting = comparison
             break
         explained += 1
@@ -171,7 +172,7 @@ def judge(derivation, outputs, candidate_at, *, high_precision: bool, rtol: floa
 
 #: The points beyond the allowance that the rounding test may explain; more than this
 #: many refute the candidate whatever the test says of them.
-MOST_EXPLAINED = 10
+MOST_EXPLAINED = 120
 
 
 def compare(derivation, output, point, value, rtol, high_precision=False, epsilon=EPS64) -> Comparison:
