@@ -29,3 +29,25 @@ def samples_refutation(address, candidate, *, examples=DEFAULT_EXAMPLES, shrink=
             if not report.passed:
                 return report
     return None
+
+
+# --- checks sharpened by control variates: a thousandth off is refuted ------------------
+
+
+def assert_refutes_a_thousandth_off(name, output, description, closed_form):
+    """The check alone refutes the closed form times 1.001."""
+    assert not run_one_check(name, output, description, f"({closed_form})*1.001").passed
+
+
+def one_per_check(controlled):
+    """(name, output, description, closed form) rows, one per check: a check of two outputs
+    compares both at once (the other from its closed form)."""
+    return list({(name, description): (name, output, description, closed_form)
+                 for name, output, description, closed_form in controlled}.values())
+
+
+def assert_verifies_and_resolves_a_thousandth(name, output, description, closed_form):
+    """The check alone verifies the closed form and states a resolution of 1e-3 or finer."""
+    report = run_one_check(name, output, description, closed_form)
+    assert report.passed, report.failure
+    assert report.resolution <= 1e-3

@@ -16,7 +16,8 @@ from symgen import (diffusion_marginal, diffusion_optimal_eps, diffusion_posteri
                     diffusion_vpsde_marginal, tweedie_normal)
 from symgen.engine.accuracy import relative_error
 from symgen.engine.evaluate import reference_value
-from single_check import run_one_check
+from single_check import (assert_refutes_a_thousandth_off, assert_verifies_and_resolves_a_thousandth,
+                          one_per_check)
 
 EPS64 = np.finfo(np.float64).eps
 
@@ -312,20 +313,13 @@ CONTROLLED_CHECKS = [
 
 @pytest.mark.parametrize("name, output, description, closed_form", CONTROLLED_CHECKS)
 def test_a_check_with_control_variates_refutes_a_thousandth_off(name, output, description, closed_form):
-    assert not run_one_check(name, output, description, f"({closed_form})*1.001").passed
+    assert_refutes_a_thousandth_off(name, output, description, closed_form)
 
 
-# A check of two outputs compares both at once (the other from its closed form): once each.
-ONE_PER_CHECK = list({(name, description): (name, output, description, closed_form)
-                      for name, output, description, closed_form in CONTROLLED_CHECKS}.values())
-
-
-@pytest.mark.parametrize("name, output, description, closed_form", ONE_PER_CHECK)
+@pytest.mark.parametrize("name, output, description, closed_form", one_per_check(CONTROLLED_CHECKS))
 def test_a_check_with_control_variates_verifies_the_closed_form_and_resolves_a_thousandth(
         name, output, description, closed_form):
-    report = run_one_check(name, output, description, closed_form)
-    assert report.passed, report.failure
-    assert report.resolution <= 1e-3
+    assert_verifies_and_resolves_a_thousandth(name, output, description, closed_form)
 
 
 def test_the_forward_chain_runs_its_signal_and_noise_apart():
