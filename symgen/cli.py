@@ -360,8 +360,9 @@ def parser() -> argparse.ArgumentParser:
     check.set_defaults(run=command_check)
 
     export = commands.add_parser("export", parents=common, help="a closed form as source for numpy, torch or jax",
-                                 description="A closed form with its stable primitives, as Python source "
-                                             "for another array library (no argument validation).")
+                                 description="The function symgen generates for an array library (NumPy, "
+                                             "torch or JAX), as Python source: validation, the closed form "
+                                             "and calls of symgen's stable primitives (symgen.numerics).")
     export.add_argument("name", help="derivation name")
     export.add_argument("--backend", choices=("numpy", "torch", "jax"), default="numpy",
                         help="the array library (default numpy)")

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def checkout(tmp_path):
     """A copy of what the build reads and writes (no docs/: their pages run the verification)."""
-    for part in ("derivations", "symgen/formulas", "symgen/index"):
+    for part in ("derivations", "symgen/formulas", "symgen/torch", "symgen/jax", "symgen/index"):
         shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__", "drafts"))
     shutil.copy(ROOT / "README.md", tmp_path / "README.md")
     return tmp_path
@@ -61,8 +61,12 @@ def test_check_compares_bytes_under_the_same_sympy_and_meaning_under_another(che
 
 def test_build_writes_what_check_finds_stale(checkout):
     edit(checkout / "symgen/formulas/gaussian_kl.py", "stable.expm1mx(logvar)", "stable.log1pmx(logvar)")
+    # The torch and JAX modules are generated from the same derivations, and checked the same way.
+    edit(checkout / "symgen/torch/gaussian_kl.py", "stable.expm1mx(logvar, backend)", "stable.log1pmx(logvar, backend)")
+    (checkout / "symgen/jax/gan.py").unlink()
     (checkout / "symgen/index/kl_normal.json").unlink()
-    expected = ["symgen/formulas/gaussian_kl.py", "symgen/index/kl_normal.json"]
+    expected = ["symgen/formulas/gaussian_kl.py", "symgen/index/kl_normal.json", "symgen/jax/gan.py",
+                "symgen/torch/gaussian_kl.py"]
     assert sorted(build.build(root=checkout, check=True)) == expected
     assert sorted(build.build(root=checkout)) == expected
     assert build.build(root=checkout, check=True) == []

@@ -58,3 +58,14 @@ def test_the_callable_example_prints_what_the_readme_says(tmp_path):
     for line in shown.splitlines():
         expected = line.rstrip().removesuffix("...").rstrip(" ,")
         assert expected in printed, (line, printed)
+
+
+def test_the_training_step_runs_and_prints_what_the_readme_says(tmp_path):
+    # "In a training step": symgen.torch in a VAE step, float32 kept, gradients finite.
+    script, shown = re.search(r"## In a training step.*?```python\n(.*?)```\n\n```text\n(.*?)```",
+                              README, re.S).groups()
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    printed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                             env=environment, check=True).stdout
+    before, after = shown.strip().split("...")
+    assert printed.startswith(before) and printed.strip().endswith(after.strip()), printed

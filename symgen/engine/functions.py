@@ -16,7 +16,10 @@ spot check evaluates the paper's cosines. :func:`special_function` declares one,
 * ``numpy``: how generated code evaluates it: the name of a function
   (``"stable.log1pmx"``, ``"numpy.minimum"``), a template with ``{0}``, ``{1}`` for the
   printed arguments (``{0:p}``: in parentheses unless a symbol or a number), or a function
-  returning a SymPy expression, printed in parentheses;
+  returning a SymPy expression, printed in parentheses; ``torch`` and ``jax`` likewise,
+  where they differ. A stable primitive (``"stable.<name>"``) is one function for every
+  library: the torch and JAX code pass it their backend object
+  (``stable.log1pmx(u, backend)``, symgen/numerics/backends.py);
 * ``latex`` and ``text``: templates for reading it.
 
 Every printer and evaluator in the engine reads these declarations (the registry
@@ -146,9 +149,12 @@ class SpecialFunction(sp.Function):
             return f"({printer._print(code(*self.args))})"
         if "{" in code:
             return code.format(*(_Printed(printer, argument) for argument in self.args))
-        if "." in code and not code.startswith("stable.") and hasattr(printer, "_module_format"):
+        arguments = [printer._print(argument) for argument in self.args]
+        if code.startswith("stable.") and backend != "numpy":
+            arguments.append("backend")              # the primitive serves every library
+        elif "." in code and hasattr(printer, "_module_format"):
             code = printer._module_format(code)      # registers the module for lambdify
-        return f"{code}({', '.join(printer._print(argument) for argument in self.args)})"
+        return f"{code}({', '.join(arguments)})"
 
     def _numpycode(self, printer, **kwargs):
         return self._print_code(printer, "numpy")

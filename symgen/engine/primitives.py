@@ -71,13 +71,13 @@ def _phi(z):
 log1pmx = special_function(
     "log1pmx", 1, meaning=lambda u: sp.log(1 + u) - u,
     mpmath=lambda u: mpmath.log1p(u) - u,
-    numpy="stable.log1pmx", torch="log1pmx", jax="log1pmx",
+    numpy="stable.log1pmx",
     doc="log(1 + u) - u, without the cancellation at small u.")
 
 expm1mx = special_function(
     "expm1mx", 1, meaning=lambda x: sp.exp(x) - 1 - x,
     mpmath=lambda x: mpmath.expm1(x) - x,
-    numpy="stable.expm1mx", torch="expm1mx", jax="expm1mx",
+    numpy="stable.expm1mx",
     doc="exp(x) - 1 - x, without the cancellation at small x.")
 
 sqrt_ratio = special_function(
@@ -92,7 +92,7 @@ log_normal_mass = special_function(
     "log_normal_mass", 2,
     meaning=lambda a, b: sp.log((sp.erf(b / sp.sqrt(2)) - sp.erf(a / sp.sqrt(2))) / 2),
     mpmath=log_normal_mass_mpmath,
-    numpy="stable.log_normal_mass", torch="log_normal_mass", jax="log_normal_mass",
+    numpy="stable.log_normal_mass",
     latex=r"\log\left(\Phi\left({1}\right) - \Phi\left({0}\right)\right)",
     doc="log(Phi(b) - Phi(a)), the log probability that a standard normal variable falls in "
         "(a, b]; the difference of two CDFs cancels in the tails, where both round to 1 (or 0).")
@@ -101,21 +101,20 @@ softplus = special_function(
     "softplus", 1, meaning=lambda x: sp.log(1 + sp.exp(x)),
     mpmath=lambda x: mpmath.log1p(mpmath.exp(x)),
     derivative=lambda x: 1 / (1 + sp.exp(-x)),
-    numpy="stable.softplus", torch="torch.nn.functional.softplus(torch.as_tensor({0}))", jax="softplus",
+    numpy="stable.softplus",
     doc="log(1 + e^x) = -log sigmoid(-x), evaluated without overflow or log(0).")
 
 logaddexp = special_function(
     "logaddexp", 2, meaning=lambda x, y: sp.log(sp.exp(x) + sp.exp(y)),
     mpmath=lambda x, y: mpmath.log(mpmath.exp(x) + mpmath.exp(y)),
     numpy="stable.logaddexp",
-    torch="torch.logaddexp(torch.as_tensor({0}), torch.as_tensor({1}))", jax="jax.numpy.logaddexp({0}, {1})",
     doc="log(e^x + e^y), without overflow.")
 
 sigmoid = special_function(
     "sigmoid", 1, meaning=lambda t: 1 / (1 + sp.exp(-t)),
     mpmath=lambda t: 1 / (1 + mpmath.exp(-t)),
     derivative=lambda t: sigmoid(t) * sigmoid(-t), real=True,
-    numpy="numpy.exp(-numpy.logaddexp(0.0, -{0:p}))", torch="torch.sigmoid(torch.as_tensor({0}))",
+    numpy="numpy.exp(-numpy.logaddexp(0.0, -{0:p}))", torch="torch.sigmoid({0})",
     jax="jax.nn.sigmoid({0})", latex=r"\sigma\left({0}\right)",
     doc="The logistic function 1/(1 + e^-t), kept whole under SymPy's rewrites (expand would split "
         "e^-t into factors that overflow where their product does not).")

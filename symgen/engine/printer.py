@@ -10,11 +10,13 @@ Writing the files is symgen/engine/build.py's job.
 from __future__ import annotations
 
 import keyword
+import re
 import textwrap
 from pathlib import Path
 
 import sympy as sp
-from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.numpy import JaxPrinter, NumPyPrinter
+from sympy.printing.pytorch import TorchPrinter
 
 from .functions import SpecialFunction
 from .reuse import reuse_arrays
@@ -39,8 +41,9 @@ class PlainNumbers:
         return str(int(expression))
 
 
-class FormulaPrinter(PlainNumbers, NumPyPrinter):
-    """NumPy printer that knows symgen's stable primitives and prints floats in full."""
+class Arithmetic(PlainNumbers):
+    """The arithmetic of the generated code, shared by the NumPy, torch and JAX printers:
+    numbers in full, no slow general powers, signs where they cost no pass."""
 
     def __init__(self, settings=None, hidden_branches=None, single_use=()):
         super().__init__(settings)
@@ -94,6 +97,10 @@ class FormulaPrinter(PlainNumbers, NumPyPrinter):
                 return super()._print_Mul(sp.Mul(*rest, evaluate=False))
         return super()._print_Mul(expression)
 
+
+class FormulaPrinter(Arithmetic, NumPyPrinter):
+    """NumPy printer that knows symgen's stable primitives and prints floats in full."""
+
     def _print_Piecewise(self, expression):
         # The last branch is evaluated everywhere; each earlier branch only on the
         # entries where its condition holds (stable.refine), so a stable rewrite costs
@@ -112,6 +119,61 @@ class FormulaPrinter(PlainNumbers, NumPyPrinter):
                        f"lambda {arguments}: {self._print(value)}, {arguments}{in_place})")
             fresh = True
         return printed
+
+
+class _LibraryPrinter(Arithmetic):
+    """torch and JAX: the same arithmetic; every stable primitive gets the library's
+    backend object (``stable.log1pmx(u, backend)``), and a Piecewise is a ``backend.refine``
+    (symgen/numerics/backends.py), which keeps gradients finite in the untaken branch."""
+
+    def _print_Pow(self, expression, rational=False):
+        base, exponent = expression.args
+        if exponent.is_Integer and exponent > 0:        # x**2 as NumPy prints it: the
+            return f"{self.parenthesize(base, 60)}**{int(exponent)}"   # operator, no call
+        if exponent == sp.S.Half:
+            return f"{self._module}.sqrt({self._print(base)})"
+        return super()._print_Pow(expression, rational=rational)
+
+    def _print_log1p(self, expression):
+        return f"{self._module}.log1p({self._print(expression.args[0])})"
+
+    def _print_expm1(self, expression):
+        return f"{self._module}.expm1({self._print(expression.args[0])})"
+
+    def _print_Piecewise(self, expression):
+        *branches, (otherwise, condition) = expression.args
+        if condition != sp.true:
+            raise ValueError("a printed Piecewise needs a final (value, True) branch")
+        printed = self._print(otherwise)
+        # A default that is a computation is passed lazily (backend.lazy): evaluated only
+        # where it is taken, so its infinities elsewhere (log1p(-1)) stay out of gradients.
+        computed, reads = not otherwise.is_Atom, set(otherwise.free_symbols)
+        for value, condition in reversed(branches):
+            value = self.hidden_branches.get(value, value)
+            arguments = ", ".join(sorted(str(s) for s in value.free_symbols))
+            if computed and reads:
+                names = ", ".join(sorted(str(s) for s in reads))
+                printed = f"backend.lazy(lambda {names}: {printed}, {names})"
+            printed = (f"backend.refine({self._print(condition)}, {printed}, "
+                       f"lambda {arguments}: {self._print(value)}, {arguments})")
+            computed, reads = True, reads | value.free_symbols | condition.free_symbols
+        return printed
+
+
+class TorchFormulaPrinter(_LibraryPrinter, TorchPrinter):
+    _module = "torch"
+
+
+class JaxFormulaPrinter(_LibraryPrinter, JaxPrinter):
+    _module = "jax.numpy"
+
+
+#: backend -> (printer, the import line of its array module, the backend object's name)
+LIBRARIES = {
+    "numpy": (FormulaPrinter, "import numpy", "NUMPY"),
+    "torch": (TorchFormulaPrinter, "import torch", "TORCH"),
+    "jax": (JaxFormulaPrinter, "import jax.numpy", "JAX"),
+}
 
 
 def _negatives(factor) -> int:
@@ -164,7 +226,12 @@ def _constraint(param) -> str:
     return repr(constraint) if isinstance(constraint, tuple) else f'"{constraint}"'
 
 
-def _docstring(found) -> str:
+#: How each backend's docstring names its arrays.
+ARRAY_TYPES = {"numpy": ("array_like", "ndarray"), "torch": ("Tensor or array_like", "Tensor"),
+               "jax": ("jax.Array or array_like", "jax.Array")}
+
+
+def _docstring(found, backend: str = "numpy") -> str:
     """numpydoc: the title, the closed form in LaTeX, parameters with their domains, the
     outputs, where the derivation lives, references; lines within 100 characters."""
     indent = "    "
@@ -175,16 +242,16 @@ def _docstring(found) -> str:
         lines += wrap_text(f"\\mathrm{{{label}}} = {sp.latex(output.closed_form)}", indent, 96)
     lines += ["", "Parameters", "----------"]
     for param in found.params:
-        lines += [f"{param.name} : array_like"] + wrap_text(f"{param.doc} ({param.domain.describe()}).", indent, 96)
+        lines += [f"{param.name} : {ARRAY_TYPES[backend][0]}"] + wrap_text(f"{param.doc} ({param.domain.describe()}).", indent, 96)
     lines += ["validate : bool, default True"] + wrap_text(
-        "Check the arguments first (ValueError naming the argument); False skips the checks for speed.",
-        indent, 96)
+        "Check the arguments first (ValueError naming the argument); False skips the checks for speed"
+        + ("." if backend == "numpy" else ", and so does tracing (torch.compile, jax.jit)."), indent, 96)
     lines += ["", "Returns", "-------"]
     if len(found.outputs) == 1:
-        lines += [f"{found.name} : ndarray"] + wrap_text(found.returns or found.summary, indent, 96)
+        lines += [f"{found.name} : {ARRAY_TYPES[backend][1]}"] + wrap_text(found.returns or found.summary, indent, 96)
     else:
         for name, output in found.outputs.items():
-            lines += [f"{name} : ndarray"] + wrap_text(output.doc, indent, 96)
+            lines += [f"{name} : {ARRAY_TYPES[backend][1]}"] + wrap_text(output.doc, indent, 96)
     where = (f"Derived step by step in derivations/{found.topic}.py (``symgen show {found.name}``)"
              + (f"; computed by {found.implementation}." if found.implementation else "."))
     lines += [""] + wrap_text(where, "", 96)
@@ -198,26 +265,30 @@ def _docstring(found) -> str:
     return textwrap.indent(f'r"""{body}\n"""', "    ")
 
 
-def _function_source(found, reuse: bool = True) -> str:
+def _function_source(found, reuse: bool = True, backend: str = "numpy") -> str:
     names = found.param_names
     for name in names:
         if keyword.iskeyword(name) or not name.isidentifier():
             raise ValueError(f"{found.name}: argument name {name!r} is not a Python identifier")
     signature = ", ".join(names)
-    lines = [wrap_code(f"def {found.name}({signature}, *, validate=True):"), _docstring(found)]
+    numpy = backend == "numpy"
+    lines = [wrap_code(f"def {found.name}({signature}, *, validate=True):"), _docstring(found, backend)]
     if found.implementation:
         module, function = found.implementation.split(":")
-        lines.append(wrap_code(f"    return {module.rsplit('.', 1)[-1]}.{function}({signature}, "
+        implementation = f"{module.rsplit('.', 1)[-1]}.{function}" if numpy else f"array_linalg.{function}"
+        extra = "" if numpy else "backend=backend, "
+        lines.append(wrap_code(f"    return {implementation}({signature}, {extra}"
                                f"validate=validate, function={found.name!r})"))
         return "\n".join(lines)
     arguments = ",\n        ".join(f"{p.name}=({p.name}, {_constraint(p)})" for p in found.params)
     targets = signature + ("," if len(names) == 1 else "")
-    lines.append(f"    {targets} = validate_arguments(\n        {found.name!r}, validate,\n"
+    prepare, require = ("validate_arguments", "require") if numpy else ("backend.prepare", "backend.require")
+    lines.append(f"    {targets} = {prepare}(\n        {found.name!r}, validate,\n"
                  f"        {arguments})")
     outputs, hidden_branches = _hide_branches(
         [fold_constants(output.implementation) for output in found.outputs.values()])
-    printer = FormulaPrinter({"fully_qualified_modules": True, "allow_unknown_functions": False},
-                             hidden_branches)
+    printer = LIBRARIES[backend][0]({"fully_qualified_modules": True, "allow_unknown_functions": False},
+                                    hidden_branches)
     relations = [fold_constants(relation) for relation, _ in found.requires]
     # Common-subexpression elimination moves constants across a comparison (KL < 1/100
     # becomes textbook terms < 51/100); the bounds are hidden from it, so the code
@@ -238,7 +309,7 @@ def _function_source(found, reuse: bool = True) -> str:
     if found.requires:
         body.append("if validate:")
         for relation, (_, message) in zip(reduced_relations, found.requires):
-            body.append(f"    require({found.name!r}, {printer.doprint(relation)}, {message!r})")
+            body.append(f"    {require}({found.name!r}, {printer.doprint(relation)}, {message!r})")
     body += [f"{symbol} = {printer.doprint(value)}" for symbol, value in temporaries if symbol not in needed]
     printer.single_use = {symbol for symbol, count in _reads(reduced).items()
                           if count == 1 and str(symbol).startswith("_t")}
@@ -248,7 +319,7 @@ def _function_source(found, reuse: bool = True) -> str:
     else:
         body.append(f"return {_result_class(found)}({', '.join(printed)})")
     body = "\n".join(body)
-    lines.append(wrap_code(textwrap.indent(reuse_arrays(body) if reuse else body, "    ")))
+    lines.append(wrap_code(textwrap.indent(reuse_arrays(body) if reuse and numpy else body, "    ")))
     return "\n".join(lines)
 
 
@@ -350,18 +421,24 @@ def generation_inputs(found_list: list) -> str:
     return f"sha256 {digest}, SymPy {sp.__version__}"
 
 
-def module_source(topic: str, found_list: list, reuse: bool = True) -> str:
-    """The generated module of one topic; ``reuse=False`` leaves out the array reuse
-    (symgen/engine/reuse.py), for comparing the two."""
+def module_source(topic: str, found_list: list, reuse: bool = True, backend: str = "numpy") -> str:
+    """The generated module of one topic for ``backend`` (numpy, torch or jax);
+    ``reuse=False`` leaves out NumPy's array reuse (symgen/engine/reuse.py), for comparing
+    the two."""
     module_doc = "\n".join(wrap_text((found_list[0].module.__doc__ or topic).strip().splitlines()[0], "", 94))
-    imports = {"import numpy", "from symgen.numerics import inplace", "from symgen.numerics import stable",
-               "from symgen.numerics.validate import prepare as validate_arguments"}
-    if any(found.requires for found in found_list):
-        imports.add("from symgen.numerics.validate import require")
+    _, array_import, backend_object = LIBRARIES[backend]
+    imports = {array_import, "from symgen.numerics import stable"}
+    if backend == "numpy":
+        imports |= {"from symgen.numerics import inplace",
+                    "from symgen.numerics.validate import prepare as validate_arguments"}
+        if any(found.requires for found in found_list):
+            imports.add("from symgen.numerics.validate import require")
+    else:
+        imports.add(f"from symgen.numerics.backends import {backend_object} as backend")
     needs_namedtuple = False
     for found in found_list:
         if found.implementation:
-            module = found.implementation.split(":")[0]
+            module = found.implementation.split(":")[0] if backend == "numpy" else "symgen.numerics.array_linalg"
             package, _, leaf = module.rpartition(".")
             imports.add(f"from {package} import {leaf}")
         if len(found.outputs) > 1:
@@ -375,15 +452,17 @@ def module_source(topic: str, found_list: list, reuse: bool = True) -> str:
         if len(found.outputs) > 1:
             parts.append("\n" + wrap_code(f"{_result_class(found)} = namedtuple({_result_class(found)!r}, "
                                           f"{list(found.outputs)!r})"))
-        parts.append("\n\n" + _function_source(found, reuse))
+        parts.append("\n\n" + _function_source(found, reuse, backend))
     source = "\n".join(parts) + "\n"
-    # The generated code must stand on NumPy alone; unused imports are harmless but noisy.
-    body = source.split("__all__", 1)[1]
+    # The generated code must stand on its array library alone; unused imports are
+    # harmless but noisy.
+    body = re.sub(r'r?"""[\s\S]*?"""', "", source.split("__all__", 1)[1])   # code, not docstrings
     for helpers in ("inplace", "stable"):
         if f"{helpers}." not in body:
             source = source.replace(f"from symgen.numerics import {helpers}\n", "")
-    if "numpy." not in body:
-        source = source.replace("import numpy\n", "")
+    module_prefix = array_import.removeprefix("import ") + "."
+    if module_prefix not in body:
+        source = source.replace(array_import + "\n", "")
     if "validate_arguments(" not in body:
         source = source.replace("from symgen.numerics.validate import prepare as validate_arguments\n", "")
     return source

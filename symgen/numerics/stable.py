@@ -16,28 +16,35 @@ import math
 
 import numpy as np
 
-from . import inplace
+from .backends import NUMPY
 
 # Below these magnitudes the textbook forms, evaluated with the fast exp and log
 # (not expm1 and log1p, which cost three times as much), lose too many digits: their
 # rounding error is about ulp * max(1, |x|) against a result of about x^2/2. At the
-# thresholds the textbook forms are within ~8 ulps (log1pmx) and ~30 ulps (expm1mx,
-# whose series would cost more per entry than log1pmx's, so it covers less).
-_LOG1PMX_SERIES_BELOW = 0.5
-_EXPM1MX_SERIES_BELOW = 0.2
+# float64 thresholds the textbook forms are within ~8 ulps (log1pmx) and ~30 ulps
+# (expm1mx, whose series would cost more per entry than log1pmx's, so it covers less):
+# ~1e-14 relative, well inside the 1e-12 the catalogue promises. In float32 an ulp is
+# 2^29 times larger and the promise is a few ulps, so the series cover more: a scan of
+# 2 million float32 points puts the textbook forms within 4.2 ulps (log1pmx, beyond
+# u = -0.6) and 5.2 ulps (expm1mx, beyond x = 1.2) of the float64 values.
+_LOG1PMX_SERIES_BELOW = {"float64": 0.5, "float32": 0.6}
+_EXPM1MX_SERIES_BELOW = {"float64": 0.2, "float32": 1.2}
 # The same thresholds as values of the results, on the side where the result is larger
 # in magnitude for the same |x| (the primitives test the result, not |x|).
-_LOG1PMX_AT_MINUS_BELOW = math.log(1 - _LOG1PMX_SERIES_BELOW) + _LOG1PMX_SERIES_BELOW
-_EXPM1MX_AT_PLUS_BELOW = math.expm1(_EXPM1MX_SERIES_BELOW) - _EXPM1MX_SERIES_BELOW
+_LOG1PMX_AT_MINUS_BELOW = {precision: math.log(1 - below) + below
+                           for precision, below in _LOG1PMX_SERIES_BELOW.items()}
+_EXPM1MX_AT_PLUS_BELOW = {precision: math.expm1(below) - below
+                          for precision, below in _EXPM1MX_SERIES_BELOW.items()}
 
 # log1p(u) - u through t = u / (2 + u), where log1p(u) = 2 atanh(t) and u = 2t / (1 - t):
 #     log1p(u) - u = -2 t^2 / (1 - t) + 2 (t^3/3 + t^5/5 + ...),
 # a sum without cancellation. For |u| < 0.5, t^2 < 1/9 and 16 odd terms leave a
-# tail below 1e-17 of the result.
+# tail below 1e-17 of the result (float32's u = -0.6: t^2 < 0.19, a tail below 1e-12).
 _LOG1PMX_TERMS = 16
 
 # expm1(x) - x = x^2 (1/2! + x/3! + x^2/4! + ...); for |x| < 0.2, terms up to
-# x^14/14! leave a tail below 1e-18 of the result.
+# x^14/14! leave a tail below 1e-18 of the result (float32's x from -1.98, where the result
+# equals expm1mx(1.2), to 1.2: below 2e-8, a sixth of an ulp).
 _EXPM1MX_TERMS = 13
 _INVERSE_FACTORIALS = [1.0]
 for _k in range(1, 2 + _EXPM1MX_TERMS):
@@ -80,16 +87,24 @@ def _entries(array, shape, index):
     return np.broadcast_to(array, shape).reshape(-1)[index] if array.ndim else np.full(index.size, array)
 
 
-def log1pmx(u):
-    """``log(1 + u) - u``, accurate to a few ulps relative, including at tiny ``u``."""
-    u = np.asarray(u)
-    with np.errstate(divide="ignore", invalid="ignore"):
+def _precision(backend, array) -> str:
+    return "float32" if backend.is_float32(array) else "float64"
+
+
+def log1pmx(u, backend=NUMPY):
+    """``log(1 + u) - u``, accurate to a few ulps relative, including at tiny ``u``.
+
+    ``backend`` (symgen/numerics/backends.py) says which array library ``u`` belongs to;
+    the generated torch and JAX code passes theirs, NumPy's is the default."""
+    u = backend.asarray(u)
+    with backend.quiet():
         # For u <= -1/2, 1 + u is exact (Sterbenz), so log(1 + u) is as good as log1p.
-        direct = inplace.into_only(np.log, 1 + u) - u
+        direct = backend.fresh(backend.xp.log, 1 + u) - u
     # log1pmx falls monotonically with |u| on either side of 0, faster for u < 0, so
     # direct > log1pmx(-1/2) holds for every |u| < 1/2 (and for u up to 0.756, where the
     # series is as good): a test of the result itself, with no |u| array to make.
-    return refine(direct > _LOG1PMX_AT_MINUS_BELOW, direct, _log1pmx_series, u, in_place=True)
+    below = _LOG1PMX_AT_MINUS_BELOW[_precision(backend, direct)]
+    return backend.refine(direct > below, direct, _log1pmx_series, u, in_place=True)
 
 
 def _log1pmx_series(u):
@@ -101,15 +116,16 @@ def _log1pmx_series(u):
     return 2 * t2 * (t * odd_sum - 1 / (1 - t))
 
 
-def expm1mx(x):
+def expm1mx(x, backend=NUMPY):
     """``exp(x) - 1 - x``, accurate to a few ulps relative, including at tiny ``x``."""
-    x = np.asarray(x)
-    with np.errstate(over="ignore"):
-        direct = (np.exp(x) - 1) - x
+    x = backend.asarray(x)
+    with backend.quiet():
+        direct = (backend.xp.exp(x) - 1) - x
     # expm1mx grows monotonically with |x| on either side of 0, faster for x > 0, so
     # direct < expm1mx(0.2) holds for every |x| < 0.2 (and for x down to -0.214, where
     # the series is as good): a test of the result itself, with no |x| array to make.
-    return refine(direct < _EXPM1MX_AT_PLUS_BELOW, direct, _expm1mx_series, x, in_place=True)
+    below = _EXPM1MX_AT_PLUS_BELOW[_precision(backend, direct)]
+    return backend.refine(direct < below, direct, _expm1mx_series, x, in_place=True)
 
 
 def _expm1mx_series(x):
@@ -130,7 +146,7 @@ _LOG_HALF = -0.6931471805599453
 _LOG_SPACE_FROM = 1.0
 
 
-def log_normal_mass(lower, upper):
+def log_normal_mass(lower, upper, backend=NUMPY):
     """``log(Phi(upper) - Phi(lower))``: the log probability that a standard normal variable
     falls in (lower, upper], for lower <= upper; ``lower = -inf`` and ``upper = inf`` are
     allowed (then it is ``log Phi(upper)`` or ``log(1 - Phi(lower))``).
@@ -156,8 +172,11 @@ def log_normal_mass(lower, upper):
 
     SciPy is imported here, not at module level: NumPy has no erf, erfc or erfcx, and
     ``import symgen`` (every generated formula module) must stay NumPy-only; only a
-    call to this function pays for the import, once.
+    call to this function pays for the import, once. torch and JAX take the same cases
+    with their own special functions (:func:`_log_normal_mass_differentiable`).
     """
+    if backend.differentiable:
+        return _log_normal_mass_differentiable(backend.asarray(lower), backend.asarray(upper), backend)
     from scipy import special
 
     lower, upper = np.asarray(lower), np.asarray(upper)
@@ -187,6 +206,70 @@ def log_normal_mass(lower, upper):
             log_tail_b = _log_normal_tail(b.flat[tail], special)
             result.flat[tail] = log_tail_a + _log1mexp(log_tail_b - log_tail_a)
     return result.astype(dtype, copy=False)[()]
+
+
+# Below these values of w (1 + max |a|, |b|), w = b - a, an interval's mass comes from the
+# midpoint rule with its error term (torch and JAX; see _log_normal_mass_differentiable).
+_NARROW_BELOW = {"float64": 1e-3, "float32": 1e-2}
+_LOG_SQRT_2PI = 0.9189385332046727
+
+
+def _log_normal_mass_differentiable(a, b, backend):
+    """The cases of :func:`log_normal_mass` for a library with gradients: each case is a
+    refined branch, evaluated (or, under tracing, given safe arguments) only where it is
+    taken, and an infinite bound enters no special function, so no case can put 0 x inf
+    into a gradient. The upper tail is log Q(z) = log(erfcx(z / sqrt 2) / 2) - z^2 / 2, as
+    in NumPy: its value and derivative are exact to a few ulps for any z >= 1, where JAX's
+    log_ndtr errs by 2e-11 (20 < z < 40) and both libraries' derivative of log_ndtr cancels
+    (1e-8 relative at z = 16000)."""
+    xp, special = backend.xp, backend.special
+    # Reflect intervals centred below 0 (b < -a); (-inf, inf) is not reflected.
+    flip = b < -a
+    a, b = xp.where(flip, -b, a), xp.where(flip, -a, b)
+    shape = tuple(np.broadcast_shapes(tuple(a.shape), tuple(b.shape)))
+    a, b = xp.broadcast_to(a, shape), xp.broadcast_to(b, shape)   # one shape, for the masks
+
+    def straddling(a, b):                 # a <= 0 <= b
+        mass = (special.erf(b * _SQRT_HALF) + special.erf(-a * _SQRT_HALF)) / 2
+        outside = (special.erfc(b * _SQRT_HALF) + special.erfc(-a * _SQRT_HALF)) / 2
+        return xp.where(mass <= 0.5, xp.log(xp.where(mass <= 0.5, mass, 0.5)),
+                        xp.log1p(-xp.where(mass <= 0.5, 0.25, outside)))
+
+    def near(a, b):                       # 0 < a < 1, upper tail masses of moderate size
+        erf_b, erfc_a = special.erf(b * _SQRT_HALF), special.erfc(a * _SQRT_HALF)
+        return xp.log(xp.where(erfc_a < erf_b, erfc_a - special.erfc(b * _SQRT_HALF),
+                               erf_b - special.erf(a * _SQRT_HALF)) / 2)
+
+    def log_upper_tail(z):                # log Q(z) for z >= 1, as in _log_normal_tail
+        return xp.log(backend.erfcx(z * _SQRT_HALF)) + _LOG_HALF - z * z / 2
+
+    def tail(a, b):                       # 1 <= a: log Q(a) + log(1 - Q(b)/Q(a))
+        finite = xp.isfinite(b)
+        log_tail_a = log_upper_tail(a)
+        log_tail_b = log_upper_tail(xp.where(finite, b, a + 1))
+        d = xp.where(finite, log_tail_b - log_tail_a, -1.0)
+        log1mexp = xp.where(d > _LOG_HALF, xp.log(-xp.expm1(xp.where(d > _LOG_HALF, d, -1.0))),
+                            xp.log1p(-xp.exp(xp.where(d > _LOG_HALF, -1.0, d))))
+        return log_tail_a + xp.where(finite, log1mexp, 0.0)
+
+    def narrow(a, b):                     # w = b - a tiny against the scale of phi there
+        w, m = b - a, a / 2 + b / 2
+        return xp.log(w) - m * m / 2 - _LOG_SQRT_2PI + xp.log1p((m * m - 1) * (w * w) / 24)
+
+    # An interval a few ulps wide is a difference of two nearly equal CDFs (or tails), all
+    # cancellation: in float32 one or two steps wide it rounds to 0 (log -inf). There the
+    # mass is w phi(m) (1 + (m^2 - 1) w^2 / 24 + O(m^4 w^4)), the midpoint rule with its
+    # error term, which cancels nothing; the neglected term is below (w max(1, |m|))^4 / 1920
+    # relative: 5e-16 at float64's threshold, 5e-12 at float32's.
+    finite = xp.isfinite(a) & xp.isfinite(b)
+    scale = xp.where(finite, (b - a) * xp.maximum(xp.abs(a), xp.abs(b)) + (b - a), 1.0)
+    is_narrow = finite & (scale < _NARROW_BELOW["float32" if backend.is_float32(a) else "float64"])
+
+    result = xp.zeros_like(a)
+    for mask, case in ((a <= 0, straddling), ((a > 0) & (a < _LOG_SPACE_FROM), near),
+                       (a >= _LOG_SPACE_FROM, tail), (is_narrow, narrow)):
+        result = backend.refine(mask, result, case, a, b)
+    return result
 
 
 def _normal_tail(z, special):
@@ -220,23 +303,34 @@ def _log1mexp(d):
 _SOFTPLUS_LINEAR_ABOVE = 33.3
 
 
-def softplus(x):
+def softplus(x, backend=NUMPY):
     """``log(1 + exp(x))`` without overflow, to a few ulps relative.
 
     NumPy's ``logaddexp(0, x)`` computes the same but costs about twenty times a plain
     ``exp``; here ``log1p(exp(x))`` (two fast passes, exact to a few ulps wherever exp
     does not overflow) is evaluated everywhere and only the entries above 33.3, where the
-    result is x itself, are replaced."""
-    x = np.asarray(x)
-    with np.errstate(over="ignore"):
-        direct = inplace.into_only(np.log1p, np.exp(x))
-    return refine(x > _SOFTPLUS_LINEAR_ABOVE, direct, lambda large: large, x, in_place=True)
+    result is x itself, are replaced. Where gradients flow, the exp sees x clipped at
+    33.3, so the replaced entries' overflow cannot make them NaN (0 x inf)."""
+    x = backend.asarray(x)
+    with backend.quiet():
+        direct = backend.fresh(backend.xp.log1p, backend.xp.exp(backend.safe_input(x, _SOFTPLUS_LINEAR_ABOVE)))
+    return backend.refine(x > _SOFTPLUS_LINEAR_ABOVE, direct, _identity, x, in_place=True)
 
 
-def logaddexp(x, y):
+def _identity(x):
+    return x
+
+
+def logaddexp(x, y, backend=NUMPY):
     """``log(exp(x) + exp(y))`` without overflow: max(x, y) + log1p(exp(-|x - y|)), in
     passes that NumPy vectorizes (``numpy.logaddexp`` does not, and is ~5x slower)."""
-    # No asarray: a Python number stays weakly typed, so float32 arrays stay float32.
-    # Each pass after x - y writes into the array the previous one made.
-    gap = inplace.into_only(np.negative, inplace.into_only(np.abs, x - y))
-    return np.maximum(x, y) + inplace.into_only(np.log1p, inplace.into_only(np.exp, gap))
+    # No asarray for NumPy: a Python number stays weakly typed, so float32 arrays stay
+    # float32. Each pass after x - y writes into the array the previous one made.
+    xp = backend.xp
+    if backend.differentiable:
+        x, y = backend.asarray(x), backend.asarray(y)
+    # -|x - y| as min(x - y, y - x): the same passes, and at a tie the gradient of min is
+    # split evenly, where JAX's abs has slope 1 at 0 (which made the gradient (1, 0), not
+    # (1/2, 1/2)).
+    gap = xp.minimum(x - y, y - x)
+    return xp.maximum(x, y) + backend.fresh(xp.log1p, backend.fresh(xp.exp, gap))
