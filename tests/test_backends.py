@@ -469,9 +469,9 @@ def test_the_points_take_the_stable_branches(monkeypatch):
     taken = {}          # branch -> whether its mask held anywhere, at some call
     refine_eager = TORCH_BACKEND.refine_eager
 
-    def recording(mask, default, branch, arguments):
+    def recording(mask, default, branch, arguments, *rest):
         taken[branch.__qualname__] = taken.get(branch.__qualname__, False) or bool(mask.any())
-        return refine_eager(mask, default, branch, arguments)
+        return refine_eager(mask, default, branch, arguments, *rest)
 
     monkeypatch.setattr(TORCH_BACKEND, "refine_eager", recording)
     for name in SCALAR:
@@ -864,15 +864,16 @@ def test_validate_false_skips_the_checks(lib, name, monkeypatch):
 @pytest.mark.parametrize("name", SCALAR)
 def test_torch_validate_false_needs_no_host_sync(name, monkeypatch):
     """validate=False reads no value back to the host: the only syncs left
-    (aten._local_scalar_dense, what bool() and .item() dispatch to) are the stable branches'
-    one test each of whether their mask holds anywhere."""
+    (aten._local_scalar_dense, what bool() and .item() dispatch to, and aten.nonzero, whose
+    result size depends on values) are the stable branches' finding of the entries that take
+    them (one nonzero, or two where a lazy default is gathered)."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
     class CountSyncs(TorchDispatchMode):
         syncs = 0
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            if func is torch.ops.aten._local_scalar_dense.default:
+            if func in (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.nonzero.default):
                 CountSyncs.syncs += 1
             return func(*args, **(kwargs or {}))
 
@@ -886,8 +887,8 @@ def test_torch_validate_false_needs_no_host_sync(name, monkeypatch):
         with CountSyncs():
             getattr(symgen.torch, name)(**arguments, validate=check)
         counts[check] = (CountSyncs.syncs, len(branches))
-    assert counts[False][0] == counts[False][1]
-    assert counts[True][0] >= counts[True][1] + len(arguments)        # one check per argument at least
+    assert counts[False][1] <= counts[False][0] <= 2 * counts[False][1]
+    assert counts[True][0] >= counts[False][0] + len(arguments)        # one check per argument at least
 
 
 def test_torch_python_float_messages_match_numpy():

@@ -148,15 +148,18 @@ class _LibraryPrinter(Arithmetic):
         # A default that is a computation is passed lazily (backend.lazy): evaluated only
         # where it is taken, so its infinities elsewhere (log1p(-1)) stay out of gradients.
         computed, reads = not otherwise.is_Atom, set(otherwise.free_symbols)
+        # A temporary read only here may be overwritten (like NumPy's in_place).
+        fresh = otherwise in self.single_use
         for value, condition in reversed(branches):
             value = self.hidden_branches.get(value, value)
             arguments = ", ".join(sorted(str(s) for s in value.free_symbols))
             if computed and reads:
                 names = ", ".join(sorted(str(s) for s in reads))
                 printed = f"backend.lazy(lambda {names}: {printed}, {names})"
+            in_place = ", in_place=True" if fresh else ""
             printed = (f"backend.refine({self._print(condition)}, {printed}, "
-                       f"lambda {arguments}: {self._print(value)}, {arguments})")
-            computed, reads = True, reads | value.free_symbols | condition.free_symbols
+                       f"lambda {arguments}: {self._print(value)}, {arguments}{in_place})")
+            computed, reads, fresh = True, reads | value.free_symbols | condition.free_symbols, False
         return printed
 
 

@@ -643,7 +643,7 @@ def _cholesky(backend, cov, differentiated=True):
     else:
         chol = xp.linalg.cholesky(cov)     # NaN where it fails
         failed = ~_all(backend, xp.isfinite(_diagonal(backend, chol)), -1)
-        if differentiated and backend.tracing([cov]):
+        if differentiated and _needs_gradient(backend, [cov]):
             # A derivative may be taken: JAX's Cholesky derivative at a NaN factor is NaN
             # even where nothing flows back (NaN x 0), so those entries are factored again
             # at a safe stand-in, I. (torch's stays finite: cholesky_ex's factor is finite.)
@@ -792,8 +792,11 @@ def _skippable(backend, mask, arrays, traced=None):
 
 def _needs_gradient(backend, arrays) -> bool:
     """Whether a derivative may be taken: torch tensors that require grad (with grad mode
-    on) or any tracing; eager JAX arrays carry no derivative."""
+    on) or any tracing; in JAX, a tracer (jax.grad in eager mode traces with concrete
+    values, which ``backend.tracing`` does not count); plain JAX arrays carry no derivative."""
     if backend.name == "torch":
         torch = backend.xp
         return backend.tracing(arrays) or (torch.is_grad_enabled() and any(a.requires_grad for a in arrays))
-    return backend.tracing(arrays)
+    import jax
+
+    return any(isinstance(a, jax.core.Tracer) for a in arrays)

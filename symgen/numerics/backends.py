@@ -122,7 +122,7 @@ class _TracingBackend:
         xp = self.xp
         if constraint == "real":
             return bool(xp.isfinite(xp.sum(array)))
-        low, high = xp.min(array), xp.max(array)
+        low, high = xp.aminmax(array) if self.name == "torch" else (xp.min(array), xp.max(array))
         if constraint == "positive":
             return bool((low > 0) & xp.isfinite(high))
         _, lower, upper, low_closed, high_closed = constraint
@@ -146,7 +146,7 @@ class _TracingBackend:
         inputs = [mask, *arguments, *(default.arguments if isinstance(default, Lazy) else [default])]
         if self.tracing(inputs):
             return self.refine_everywhere(mask, default, branch, arguments)
-        return self.refine_eager(mask, default, branch, arguments)
+        return self.refine_eager(mask, default, branch, arguments, in_place)
 
     def _shape(self, mask, default, arguments):
         defaults = default.arguments if isinstance(default, Lazy) else (default,)
@@ -225,23 +225,37 @@ class TorchBackend(_TracingBackend):
     def is_float32(self, array) -> bool:
         return array.dtype == self.xp.float32
 
-    def refine_eager(self, mask, default, branch, arguments):
+    def refine_eager(self, mask, default, branch, arguments, in_place=False):
         torch = self.xp
         lazy = isinstance(default, Lazy)
-        if not bool(mask.any()):
-            return default.function(*default.arguments) if lazy else default
         shape = self._shape(mask, default, arguments)
-        if not shape:                      # one entry, which takes the branch
-            return branch(*arguments)
+        if not shape:                      # one entry
+            if bool(mask):
+                return branch(*arguments)
+            return default.function(*default.arguments) if lazy else default
         mask = torch.broadcast_to(mask, shape)
-        taken = mask.nonzero(as_tuple=True)
+        taken = mask.nonzero(as_tuple=True)            # one scan, and no sync beyond it
+        if taken[0].numel() == 0:
+            return default.function(*default.arguments) if lazy else default
         values = branch(*(torch.broadcast_to(a, shape)[taken] for a in arguments))
-        if not lazy:
-            return torch.broadcast_to(default, shape).index_put(taken, values.to(default.dtype))
-        untaken = (~mask).nonzero(as_tuple=True)
-        others = default.function(*(torch.broadcast_to(a, shape)[untaken] for a in default.arguments))
-        result = torch.zeros(shape, dtype=others.dtype, device=others.device)
-        return result.index_put(untaken, others).index_put(taken, values.to(others.dtype))
+        gradients = torch.is_grad_enabled()
+        if lazy:
+            # Few entries take the branch: the default everywhere, then overwritten, costs less
+            # than gathering the many others; without gradients, a default that is infinite
+            # where the branch is taken does no harm.
+            few = taken[0].numel() <= mask.numel() // 4
+            if few and not (gradients and any(a.requires_grad for a in default.arguments)):
+                default, in_place = default.function(*default.arguments), True
+        if isinstance(default, Lazy):
+            untaken = (~mask).nonzero(as_tuple=True)
+            others = default.function(*(torch.broadcast_to(a, shape)[untaken] for a in default.arguments))
+            result = torch.empty(shape, dtype=others.dtype, device=others.device)
+            result.index_put_(untaken, others)
+            return result.index_put_(taken, values.to(others.dtype))
+        values = values.to(default.dtype)
+        if in_place and tuple(default.shape) == shape and not (gradients and default.requires_grad):
+            return default.index_put_(taken, values)       # a temporary of the caller's own
+        return torch.broadcast_to(default, shape).index_put(taken, values)
 
 
 class JaxBackend(_TracingBackend):
@@ -316,7 +330,7 @@ class JaxBackend(_TracingBackend):
     def is_float32(self, array) -> bool:
         return array.dtype == self.xp.float32
 
-    def refine_eager(self, mask, default, branch, arguments):
+    def refine_eager(self, mask, default, branch, arguments, in_place=False):
         # JAX arrays are immutable: an update of a subset copies the whole array anyway, so
         # the traced route (the branch everywhere, on safe arguments) is also the eager one.
         if not bool(self.xp.any(mask)):

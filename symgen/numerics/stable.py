@@ -249,7 +249,9 @@ def _log_normal_mass_differentiable(a, b, backend):
         log_tail_b = log_upper_tail(xp.where(finite, b, a + 1))
         d = xp.where(finite, log_tail_b - log_tail_a, -1.0)
         log1mexp = xp.where(d > _LOG_HALF, xp.log(-xp.expm1(xp.where(d > _LOG_HALF, d, -1.0))),
-                            xp.log1p(-xp.exp(xp.where(d > _LOG_HALF, -1.0, d))))
+                            # d below -50 changes nothing added to log Q(a) <= -1.84, and
+                            # an exp that underflows is 10-150x slower in torch
+                            xp.log1p(-xp.exp(xp.where(d > _LOG_HALF, -1.0, xp.where(d > -50.0, d, -50.0)))))
         return log_tail_a + xp.where(finite, log1mexp, 0.0)
 
     def narrow(a, b):                     # w = b - a tiny against the scale of phi there

@@ -102,7 +102,7 @@ def kl_normal(loc_p, scale_p, loc_q, scale_q, *, validate=True):
     _t0 = torch.log(scale_q/scale_p) - 0.5 + (0.5)*(scale_p**2 + (loc_p - loc_q)**2)/scale_q**2
     return backend.refine(torch.lt(_t0, 0.01), _t0, lambda loc_p, loc_q, scale_p, scale_q: (0.5)
             *(loc_p - loc_q)**2/scale_q**2 - 0.5*stable.log1pmx((scale_p - scale_q)*(scale_p
-            + scale_q)/scale_q**2, backend), loc_p, loc_q, scale_p, scale_q)
+            + scale_q)/scale_q**2, backend), loc_p, loc_q, scale_p, scale_q, in_place=True)
 
 
 def kl_std_normal(loc, logvar, *, validate=True):
