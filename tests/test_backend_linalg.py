@@ -223,13 +223,8 @@ def test_score_broadcasts(lib):
     assert relative_error(got, np_score(x, loc, cov)) <= RTOL
 
 
-@pytest.mark.parametrize("condition", [1e8, 1e12])
-def test_score_is_accurate_where_the_plain_solve_is_not(lib, condition):
-    # The residual of the refinement is formed error-free (TwoSum and Ozaki's splitting): the
-    # error no longer grows with cond(Sigma). Against 60-digit mpmath; NumPy's long double
-    # residual (11 more bits) is the less accurate one here, so NumPy is not the reference.
-    rng = np.random.default_rng(int(math.log10(condition)))
-    d = 6
+def ill_conditioned_score(rng, condition, d=6):
+    """x, loc, cov (condition number ``condition``) and the 60-digit score -cov^-1 (x - loc)."""
     q, _ = np.linalg.qr(rng.standard_normal((d, d)))
     cov = (q * np.geomspace(1, 1 / condition, d)) @ q.T
     cov = 0.5 * (cov + cov.T)
@@ -237,7 +232,15 @@ def test_score_is_accurate_where_the_plain_solve_is_not(lib, condition):
     loc = x + 1e-3 * rng.standard_normal(d)
     with mpmath.workdps(60):
         exact = mpmath.lu_solve(mpmath.matrix(cov.tolist()), mpmath.matrix(x.tolist()) - mpmath.matrix(loc.tolist()))
-        want = -np.array([float(v) for v in exact])
+    return x, loc, cov, -np.array([float(v) for v in exact])
+
+
+@pytest.mark.parametrize("condition", [1e8, 1e12])
+def test_score_is_accurate_where_the_plain_solve_is_not(lib, condition):
+    # The residual of the refinement is formed error-free (TwoSum and Ozaki's splitting): the
+    # error no longer grows with cond(Sigma). Against 60-digit mpmath; NumPy's long double
+    # residual (11 more bits) is the less accurate one here, so NumPy is not the reference.
+    x, loc, cov, want = ill_conditioned_score(np.random.default_rng(int(math.log10(condition))), condition)
     scale = np.max(np.abs(want))
     plain = -np.linalg.solve(cov, x - loc)
     eps = np.finfo(np.float64).eps
@@ -709,16 +712,7 @@ def test_torch_compile_inductor_keeps_the_error_free_arithmetic():
     # floating-point sums: inductor's code must keep score_mvn accurate at condition 1e8.
     torch._dynamo.reset()
     compiled = torch.compile(lambda x, loc, cov: array_linalg.score_mvn(x, loc, cov, backend=TORCH))
-    rng = np.random.default_rng(8)
-    d = 6
-    q, _ = np.linalg.qr(rng.standard_normal((d, d)))
-    cov = (q * np.geomspace(1, 1e-8, d)) @ q.T
-    cov = 0.5 * (cov + cov.T)
-    x = 10 * rng.standard_normal(d)
-    loc = x + 1e-3 * rng.standard_normal(d)
-    with mpmath.workdps(60):
-        exact = mpmath.lu_solve(mpmath.matrix(cov.tolist()), mpmath.matrix(x.tolist()) - mpmath.matrix(loc.tolist()))
-        want = -np.array([float(v) for v in exact])
+    x, loc, cov, want = ill_conditioned_score(np.random.default_rng(8), 1e8)
     got = compiled(torch.tensor(x), torch.tensor(loc), torch.tensor(cov)).numpy()
     assert np.max(np.abs(got - want)) / np.max(np.abs(want)) <= 1e-13
     torch._dynamo.reset()

@@ -9,6 +9,7 @@ Writing the files is symgen/engine/build.py's job.
 """
 from __future__ import annotations
 
+import functools
 import keyword
 import re
 import textwrap
@@ -16,7 +17,6 @@ from pathlib import Path
 
 import sympy as sp
 from sympy.printing.numpy import JaxPrinter, NumPyPrinter
-from sympy.printing.pytorch import TorchPrinter
 
 from .functions import SpecialFunction
 from .reuse import reuse_arrays
@@ -163,19 +163,39 @@ class _LibraryPrinter(Arithmetic):
         return printed
 
 
-class TorchFormulaPrinter(_LibraryPrinter, TorchPrinter):
-    _module = "torch"
+@functools.cache
+def printer_class(backend: str) -> type:
+    """The printer of ``backend``'s generated code. SymPy's torch printer imports torch
+    (when installed, 2 s), so it is loaded only when torch code is printed."""
+    if backend == "numpy":
+        return FormulaPrinter
+    if backend == "torch":
+        TorchPrinter = _torch_printer()
+        return type("TorchFormulaPrinter", (_LibraryPrinter, TorchPrinter), {"_module": "torch"})
+    return type("JaxFormulaPrinter", (_LibraryPrinter, JaxPrinter), {"_module": "jax.numpy"})
 
 
-class JaxFormulaPrinter(_LibraryPrinter, JaxPrinter):
-    _module = "jax.numpy"
+def _torch_printer() -> type:
+    """SymPy's TorchPrinter, without importing torch: sympy.printing.pytorch imports it (2 s)
+    only to read its version, which symgen's printing does not use."""
+    import sys
+
+    if "sympy.printing.pytorch" in sys.modules or "torch" in sys.modules:
+        from sympy.printing.pytorch import TorchPrinter
+        return TorchPrinter
+    sys.modules["torch"] = None            # import_module("torch") then gives None
+    try:
+        from sympy.printing.pytorch import TorchPrinter
+    finally:
+        del sys.modules["torch"]
+    return TorchPrinter
 
 
-#: backend -> (printer, the import line of its array module, the backend object's name)
+#: backend -> (the import line of its array module, the backend object's name)
 LIBRARIES = {
-    "numpy": (FormulaPrinter, "import numpy", "NUMPY"),
-    "torch": (TorchFormulaPrinter, "import torch", "TORCH"),
-    "jax": (JaxFormulaPrinter, "import jax.numpy", "JAX"),
+    "numpy": ("import numpy", "NUMPY"),
+    "torch": ("import torch", "TORCH"),
+    "jax": ("import jax.numpy", "JAX"),
 }
 
 
@@ -290,8 +310,8 @@ def _function_source(found, reuse: bool = True, backend: str = "numpy") -> str:
                  f"        {arguments})")
     outputs, hidden_branches = _hide_branches(
         [fold_constants(output.implementation) for output in found.outputs.values()])
-    printer = LIBRARIES[backend][0]({"fully_qualified_modules": True, "allow_unknown_functions": False},
-                                    hidden_branches)
+    printer = printer_class(backend)({"fully_qualified_modules": True, "allow_unknown_functions": False},
+                                     hidden_branches)
     relations = [fold_constants(relation) for relation, _ in found.requires]
     # Common-subexpression elimination moves constants across a comparison (KL < 1/100
     # becomes textbook terms < 51/100); the bounds are hidden from it, so the code
@@ -429,7 +449,7 @@ def module_source(topic: str, found_list: list, reuse: bool = True, backend: str
     ``reuse=False`` leaves out NumPy's array reuse (symgen/engine/reuse.py), for comparing
     the two."""
     module_doc = "\n".join(wrap_text((found_list[0].module.__doc__ or topic).strip().splitlines()[0], "", 94))
-    _, array_import, backend_object = LIBRARIES[backend]
+    array_import, backend_object = LIBRARIES[backend]
     imports = {array_import, "from symgen.numerics import stable"}
     if backend == "numpy":
         imports |= {"from symgen.numerics import inplace",
