@@ -115,8 +115,7 @@ def kl_mvn(loc_p, cov_p, loc_q, cov_q, *, backend, validate=True, function="kl_m
     accuracy (~1e-10), and are exactly 0 at equal distributions.
     """
     xp = backend.xp
-    names = ("loc_p", "cov_p", "loc_q", "cov_q")
-    loc_p, cov_p, loc_q, cov_q = backend.convert(list(names))([loc_p, cov_p, loc_q, cov_q])
+    loc_p, cov_p, loc_q, cov_q = backend.convert([loc_p, cov_p, loc_q, cov_q])
     check = validate and not backend.tracing([loc_p, cov_p, loc_q, cov_q])
     if check:
         _validate(backend, np_gaussian._check_arguments, function, [loc_p, cov_p, loc_q, cov_q],
@@ -255,7 +254,7 @@ def score_mvn(x, loc, cov, *, backend, validate=True, function="score_mvn"):
     gives inf or NaN (NumPy raises LinAlgError).
     """
     xp = backend.xp
-    x, loc, cov = backend.convert(["x", "loc", "cov"])([x, loc, cov])
+    x, loc, cov = backend.convert([x, loc, cov])
     check = validate and not backend.tracing([x, loc, cov])
     if check:
         _validate(backend, np_scores._check_arguments, function, [x, loc, cov], covariances=(2,))
@@ -367,7 +366,7 @@ def frechet_distance(loc1, cov1, loc2, cov2, *, backend, validate=True, function
     equally far from the exact value (NumPy's Hoelder term).
     """
     xp = backend.xp
-    arguments = backend.convert(["loc1", "cov1", "loc2", "cov2"])([loc1, cov1, loc2, cov2])
+    arguments = backend.convert([loc1, cov1, loc2, cov2])
     loc1, cov1, loc2, cov2 = arguments
     traced = backend.tracing(arguments)
     check = validate and not traced

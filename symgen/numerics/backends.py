@@ -100,11 +100,10 @@ class _TracingBackend:
     # --- validation ----------------------------------------------------------------
 
     def prepare(self, function, check, **arguments):
-        """The arguments as arrays of one floating dtype (float32 stays float32, integers
-        and Python numbers alone take the library's default float), checked unless
-        ``check`` is False or a value is being traced."""
-        converted = self.convert(list(arguments))
-        converted = converted([value for value, _ in arguments.values()])
+        """The arguments as arrays of one floating dtype (float32 stays float32; integers
+        and Python numbers alone are float64, as in NumPy, where the library has it),
+        checked unless ``check`` is False or a value is being traced."""
+        converted = self.convert([value for value, _ in arguments.values()])
         if check and not self.tracing(converted):
             shapes = {name: tuple(array.shape) for name, array in zip(arguments, converted)}
             validate.broadcast_shape(function, shapes)
@@ -191,26 +190,23 @@ class TorchBackend(_TracingBackend):
     def erfcx(self, x):
         return self.xp.special.erfcx(x)
 
-    def convert(self, names):
+    def convert(self, values):
+        """``values`` as tensors of one floating dtype, on the first tensor's device."""
         torch = self.xp
-
-        def converted(values):
-            tensors = [v if isinstance(v, torch.Tensor) else torch.as_tensor(v) for v in values
-                       if isinstance(v, (torch.Tensor, np.ndarray, np.generic))]
-            # Python numbers alone are float64, as in NumPy (and validated as given); with
-            # tensors they take the tensors' dtype, as in torch.
-            dtype = torch.float64
-            device = None
-            if tensors:
-                dtype = functools.reduce(torch.promote_types, (t.dtype for t in tensors))
-                device = tensors[0].device
-                if not dtype.is_floating_point:
-                    dtype = torch.get_default_dtype()
-                elif dtype in (torch.float16, torch.bfloat16):
-                    dtype = torch.float32
-            return [torch.as_tensor(v, dtype=dtype, device=device) for v in values]
-
-        return converted
+        tensors = [v if isinstance(v, torch.Tensor) else torch.as_tensor(v) for v in values
+                   if isinstance(v, (torch.Tensor, np.ndarray, np.generic))]
+        # Python numbers alone are float64, as in NumPy (and validated as given); with
+        # tensors they take the tensors' dtype, as in torch.
+        dtype = torch.float64
+        device = None
+        if tensors:
+            dtype = functools.reduce(torch.promote_types, (t.dtype for t in tensors))
+            device = tensors[0].device
+            if not dtype.is_floating_point:
+                dtype = torch.get_default_dtype()
+            elif dtype in (torch.float16, torch.bfloat16):
+                dtype = torch.float32
+        return [torch.as_tensor(v, dtype=dtype, device=device) for v in values]
 
     def tracing(self, arrays) -> bool:
         torch = self.xp
@@ -275,19 +271,16 @@ class JaxBackend(_TracingBackend):
     def asarray(self, value):
         return self.xp.asarray(value)
 
-    def convert(self, names):
+    def convert(self, values):
+        """``values`` as arrays of one floating dtype (float64 only under jax_enable_x64)."""
         jnp = self.xp
-
-        def converted(values):
-            arrays = [jnp.asarray(v) for v in values if not isinstance(v, (int, float))]
-            dtype = jnp.result_type(*arrays, float) if arrays else jnp.result_type(float)
-            if not jnp.issubdtype(dtype, jnp.floating):
-                dtype = jnp.result_type(float)
-            elif dtype in (jnp.float16, jnp.bfloat16):
-                dtype = jnp.float32
-            return [jnp.asarray(v, dtype=dtype) for v in values]
-
-        return converted
+        arrays = [jnp.asarray(v) for v in values if not isinstance(v, (int, float))]
+        dtype = jnp.result_type(*arrays, float) if arrays else jnp.result_type(float)
+        if not jnp.issubdtype(dtype, jnp.floating):
+            dtype = jnp.result_type(float)
+        elif dtype in (jnp.float16, jnp.bfloat16):
+            dtype = jnp.float32
+        return [jnp.asarray(v, dtype=dtype) for v in values]
 
     def tracing(self, arrays) -> bool:
         """Whether values are unknown (``jax.jit``, ``vmap``): a tracer whose value cannot be
@@ -350,12 +343,3 @@ def __getattr__(name):
     backend = _LIBRARIES[name]()
     globals()[name] = backend
     return backend
-
-
-def backend_named(name: str):
-    """The backend object of ``"numpy"``, ``"torch"`` or ``"jax"``."""
-    return NUMPY if name == "numpy" else __getattr__(name.upper())
-
-
-
-
