@@ -30,7 +30,8 @@ import sympy as sp
 from sympy.codegen.cfunctions import expm1
 
 from symgen.engine import (ConditionalCheck, Controlled, Derivation, DistributionCheck, IdentityCheck, Interval, Lemma,
-                           MeanCheck, Param, Positive, Real, lazy_module, log_normal_pdf, special_function, sqrt_ratio)
+                           MeanCheck, Param, Positive, Real, complement, lazy_module, log_normal_pdf, special_function,
+                           sqrt_ratio)
 
 # SciPy is loaded when a check first runs, so importing this module stays cheap.
 integrate = lazy_module("scipy.integrate")
@@ -49,6 +50,10 @@ x_prev = sp.Symbol("x_prev", real=True)          # x_{t-1}, integrated out / sol
 # alpha_bar in (0, 1]. Draws stop 1e-12 short of 1: at alpha_bar = 1 the law is a point
 # mass, which no sample-based test can take (the tests cover alpha_bar = 1 directly).
 ALPHA_BAR = Interval(0.0, 1.0, high_closed=True, draw_high=1 - 1e-12)
+# A schedule with zero terminal SNR (Lin et al. 2024) ends at alpha_bar = 0 exactly: the formulas
+# that stay finite there take it. The checks draw from 1e-300 (their chains take logs); the tests
+# cover alpha_bar = 0 directly.
+ALPHA_BAR_WITH_ZERO = Interval(0.0, 1.0, low_closed=True, high_closed=True, draw_low=1e-300, draw_high=1 - 1e-12)
 
 
 # --- the forward chain, composed --------------------------------------------------------
@@ -133,7 +138,8 @@ diffusion_marginal = Derivation(
     references=[DDPM + ", Eq. 4 (and Eq. 2 for the forward steps)"],
     params=[
         Param(x0, Real(-10, 10), "the clean data value x_0"),
-        Param(alpha_bar, ALPHA_BAR, "cumulative signal level alpha_bar_t = prod_s (1 - beta_s)"),
+        Param(alpha_bar, ALPHA_BAR_WITH_ZERO, "cumulative signal level alpha_bar_t = prod_s (1 - beta_s) "
+                                              "(0: pure noise, x_t ~ N(0, 1); 1: x_t = x_0)"),
     ],
 )
 
@@ -265,7 +271,11 @@ diffusion_posterior = Derivation(
     params=[
         Param(x0, Real(-10, 10), "the clean data value x_0"),
         Param(xt, Real(-10, 10), "the noisy value x_t"),
-        Param(alpha_bar_t, Interval(0.0, 1.0, draw_high=1 - 1e-12), "signal level alpha_bar_t at step t"),
+        # Draws from 1e-12, the edge the open interval had: below it, with alpha_bar_prev at 1e-12 too,
+        # autograd's quotient rule for d var/d alpha_bar_prev cancels terms of size 1/alpha_bar_prev.
+        Param(alpha_bar_t, Interval(0.0, 1.0, low_closed=True, draw_low=1e-12, draw_high=1 - 1e-12),
+              "signal level alpha_bar_t at step t (0 at the end of a zero-terminal-SNR schedule; < 1: "
+              "step t >= 1)"),
         Param(alpha_bar_prev, ALPHA_BAR, "signal level alpha_bar_{t-1} at step t - 1 (>= alpha_bar_t)"),
     ],
     # One step of a fine schedule: alpha_bar_prev barely above alpha_bar_t, where
@@ -321,9 +331,10 @@ def completed_square():
                       "from the marginal, alpha_t = alpha_bar_t / alpha_bar_prev")
  .step((1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t,
        "beta_tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t: Ho et al. (2020), Eq. 7")
- .stable((1 - alpha_bar_prev) * (alpha_bar_prev - alpha_bar_t) / (alpha_bar_prev * (1 - alpha_bar_t)),
+ .stable(complement(alpha_bar_prev) * (alpha_bar_prev - alpha_bar_t) / (alpha_bar_prev * complement(alpha_bar_t)),
          "beta_t = (alpha_bar_prev - alpha_bar_t) / alpha_bar_prev: the subtraction is exact where "
-         "the levels nearly agree, while 1 - alpha_bar_t / alpha_bar_prev cancels there"))
+         "the levels nearly agree, while 1 - alpha_bar_t / alpha_bar_prev cancels there; the factors "
+         "1 - alpha_bar computed as written, so the variance at t = 1 is +0.0 (as -(alpha_bar - 1) it was -0.0)"))
 
 
 def forward_pair(rng, n, x0, xt, alpha_bar_t, alpha_bar_prev):
@@ -432,6 +443,80 @@ diffusion_predictions.add_slip("(xt - (1 - alpha_bar)*eps)/sqrt(alpha_bar)", "th
 diffusion_predictions.add_slip("sqrt(alpha_bar)*xt - sqrt(1 - alpha_bar)*eps", "x0 and v swapped roles", output="v")
 
 
+# --- the x_0 and eps predictions implied by a v prediction ------------------------------------
+
+velocity = sp.Symbol("v", real=True)
+noise_solved = sp.Symbol("noise", real=True)     # eps, solved for
+
+diffusion_predictions_from_v = Derivation(
+    "diffusion_predictions_from_v",
+    sections=(7, 8),
+    title="The x_0 and eps predictions implied by a v prediction",
+    summary="Given x_t = sqrt(alpha_bar) x_0 + sqrt(1 - alpha_bar) eps and v = sqrt(alpha_bar) eps - "
+            "sqrt(1 - alpha_bar) x_0 (or a network's prediction of v): x_0 = sqrt(alpha_bar) x_t - "
+            "sqrt(1 - alpha_bar) v and eps = sqrt(1 - alpha_bar) x_t + sqrt(alpha_bar) v, defined at every "
+            "level 0 <= alpha_bar <= 1, the last step of a zero-terminal-SNR schedule included (where an eps "
+            "prediction says nothing about x_0).",
+    kind="denoising/score",
+    references=["Salimans & Ho (2022), Progressive Distillation for Fast Sampling of Diffusion Models, "
+                "Sec. 4 and App. D (the v parameterisation)",
+                "Lin, Liu, Li & Yang (2024), Common Diffusion Noise Schedules and Sample Steps are Flawed, "
+                "Sec. 3.2 (v prediction at zero terminal SNR)"],
+    params=[
+        Param(xt, Real(-10, 10), "the noisy value x_t"),
+        Param(alpha_bar, ALPHA_BAR_WITH_ZERO, "signal level alpha_bar_t (0: pure noise; 1: the data)"),
+        Param(velocity, Real(-5, 5), "v (or its prediction)"),
+    ],
+)
+# The two defining equations, unevaluated; SymPy solves them as a linear system in (x_0, eps).
+defining_equations = (
+    sp.Eq(xt, sp.sqrt(alpha_bar) * clean + sp.sqrt(1 - alpha_bar) * noise_solved, evaluate=False),
+    sp.Eq(velocity, sp.sqrt(alpha_bar) * noise_solved - sp.sqrt(1 - alpha_bar) * clean, evaluate=False))
+
+
+@functools.cache
+def solved_from_v():
+    """(x_0, eps) from x_t and v, by SymPy's solve of the two linear equations (when derived)."""
+    solution = sp.solve(defining_equations, [clean, noise_solved], dict=True)[0]
+    return solution[clean], solution[noise_solved]
+
+
+(diffusion_predictions_from_v
+ .define(lambda: solved_from_v()[0],
+         "solve x_t = sqrt(alpha_bar) x_0 + sqrt(1 - alpha_bar) eps and v = sqrt(alpha_bar) eps - "
+         "sqrt(1 - alpha_bar) x_0 for x_0 and eps (SymPy solve)", output="x0", doc="the implied x_0")
+ .step(sp.sqrt(alpha_bar) * xt - sp.sqrt(1 - alpha_bar) * velocity,
+       "alpha_bar + (1 - alpha_bar) = 1: the rotation by the angle with cosine sqrt(alpha_bar), inverted"))
+(diffusion_predictions_from_v
+ .define(lambda: solved_from_v()[1], "the same linear system, solved for eps", output="eps",
+         doc="the implied eps")
+ .step(sp.sqrt(1 - alpha_bar) * xt + sp.sqrt(alpha_bar) * velocity, "collect, as for x_0"))
+
+
+def predictions_from_v_by_linear_solve(xt, alpha_bar, v):
+    """(x0, eps) from the two defining equations as a linear system solved by mpmath (LU, 40 digits)."""
+    with mpmath.workdps(40):
+        a, noisy, velocity_value = mpmath.mpf(alpha_bar), mpmath.mpf(xt), mpmath.mpf(v)
+        system = mpmath.matrix([[mpmath.sqrt(a), mpmath.sqrt(1 - a)], [-mpmath.sqrt(1 - a), mpmath.sqrt(a)]])
+        solution = mpmath.lu_solve(system, mpmath.matrix([noisy, velocity_value]))
+        return solution[0], solution[1]
+
+
+# Deterministic routes (false-alarm probability 0); the system is a rotation, perfectly conditioned, so
+# 1e-9 relative (with 1e-12 absolute where the terms cancel) is far below any slip.
+for index, output in enumerate(("x0", "eps")):
+    diffusion_predictions_from_v.add_check(IdentityCheck(
+        lambda index=index, **point: float(predictions_from_v_by_linear_solve(**point)[index]),
+        f"{output}: the defining equations solved as a linear system (mpmath LU)", output=output,
+        rtol=1e-9, atol=1e-12))
+
+diffusion_predictions_from_v.add_slip("sqrt(alpha_bar)*xt + sqrt(1 - alpha_bar)*v", "the sign of v's term",
+                                      output="x0")
+diffusion_predictions_from_v.add_slip("sqrt(1 - alpha_bar)*xt - sqrt(alpha_bar)*v", "the sign of v's term",
+                                      output="eps")
+diffusion_predictions_from_v.add_slip("alpha_bar*xt - (1 - alpha_bar)*v", "variances for scales", output="x0")
+
+
 # --- the optimal noise prediction and its loss, for Gaussian data --------------------------
 
 loc = sp.Symbol("loc", real=True)
@@ -507,7 +592,7 @@ diffusion_optimal_eps.add_slip("1 - alpha_bar", "the data variance forgotten", o
 
 # --- the variance-preserving SDE ---------------------------------------------------------
 
-t = sp.Symbol("t", positive=True)
+t = sp.Symbol("time", positive=True)      # continuous time in [0, 1]; t is a step elsewhere
 beta_min = sp.Symbol("beta_min", positive=True)
 beta_max = sp.Symbol("beta_max", positive=True)
 time_ = sp.Symbol("s", positive=True)            # integration variable
@@ -524,7 +609,8 @@ diffusion_vpsde_marginal = Derivation(
                 "Modeling through Stochastic Differential Equations (the VP SDE and its perturbation kernel)"],
     params=[
         Param(x0, Real(-10, 10), "the clean value x(0)"),
-        Param(t, Interval(0.0, 1.0, high_closed=True, draw_low=1e-9), "time in (0, 1]"),
+        Param(t, Interval(0.0, 1.0, low_closed=True, high_closed=True, draw_low=1e-9),
+              "time in [0, 1] (0: x(0) = x0)"),
         Param(beta_min, Positive(1e-2, 1.0), "noise rate at t = 0 (0.1 in Song et al.)"),
         Param(beta_max, Positive(1.0, 30.0), "noise rate at t = 1 (20 in Song et al.)"),
     ],
@@ -559,13 +645,13 @@ var_ode = sp.Eq(sp.Derivative(v_fn(time_), time_), -rate * v_fn(time_) + rate, e
          "-expm1(-int_0^t beta): exact at small t, where 1 - exp(-int beta) cancels"))
 
 
-def moments_by_ode(x0, t, beta_min, beta_max):
-    """(mean, var) at t by integrating the moment ODEs numerically (scipy, tight tolerances)."""
+def moments_by_ode(x0, time, beta_min, beta_max):
+    """(mean, var) at time by integrating the moment ODEs numerically (scipy, tight tolerances)."""
     def derivatives(s, state):
         beta = beta_min + s * (beta_max - beta_min)
         mean, var = state
         return [-beta * mean / 2, beta * (1 - var)]
-    solution = integrate.solve_ivp(derivatives, (0.0, t), [x0, 0.0], method="DOP853", rtol=1e-13, atol=1e-20)
+    solution = integrate.solve_ivp(derivatives, (0.0, time), [x0, 0.0], method="DOP853", rtol=1e-13, atol=1e-20)
     if not solution.success:
         raise ArithmeticError(f"moment ODE: {solution.message}")
     return solution.y[:, -1]
@@ -578,7 +664,7 @@ diffusion_vpsde_marginal.add_check(IdentityCheck(
     lambda **p: moments_by_ode(**p)[1], "variance: the moment ODE integrated numerically (scipy DOP853)",
     output="var", rtol=1e-9, atol=1e-300))
 
-diffusion_vpsde_marginal.add_slip("x0*exp(-t*(beta_min + t*(beta_max - beta_min)/2))", "the 1/2 lost", output="mean")
+diffusion_vpsde_marginal.add_slip("x0*exp(-time*(beta_min + time*(beta_max - beta_min)/2))", "the 1/2 lost", output="mean")
 
 
 def draw_marginal_against_the_chain(axes):

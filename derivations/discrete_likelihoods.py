@@ -2,7 +2,7 @@
 
 Autoregressive models factor a joint pmf by the chain rule, p(x) = prod_i p(x_i | x_<i)
 (van den Oord, Kalchbrenner & Kavukcuoglu 2016, Eq. 1), each conditional a softmax over
-the values a pixel can take (their Section 2.2). ``autoregressive_categorical_logpmf`` is
+the values a pixel can take (their Section 2.2). ``autoregressive_categorical_logpmf_2x3`` is
 the smallest such model with more than two categories: two steps, three categories,
 first-step logits a_k and second-step logits b_{jk} for x2 = k given x1 = j:
 
@@ -31,6 +31,12 @@ to 1), frequencies of ancestral samples (the Gumbel-max trick for the softmaxes;
 Gaussian draws clipped and rounded to the grid for the decoder) against exp(log p) with
 exact binomial bounds, and mpmath evaluations of the papers' definitions (the chain rule
 with table lookups; the bin integral by quadrature; base-2 logarithms and powers).
+
+The categorical model here is the proved small case (two tokens, three categories, twelve logits
+as scalars: ``autoregressive_categorical_logpmf_2x3``). For sequences of any length from a network's
+logits, ``from symgen import autoregressive_categorical_logpmf`` (logits (..., L, K), tokens (..., L);
+symgen/numerics/sequences.py), held to this case and checked by enumeration in
+tests/test_general_layers.py.
 """
 import math
 
@@ -90,8 +96,8 @@ CATEGORY = OneOf((0, 1, 2))
 # function accepts any finite logit (the tests go to +-700).
 LOGIT = Real(-8.0, 8.0)
 
-autoregressive_categorical_logpmf = Derivation(
-    "autoregressive_categorical_logpmf",
+autoregressive_categorical_logpmf_2x3 = Derivation(
+    "autoregressive_categorical_logpmf_2x3",
     sections=(1,),
     title="Log probability of a sequence under a 2-step autoregressive model with 3 categories",
     summary="log p(x1, x2) = log softmax(a)_{x1} + log softmax(b_{x1})_{x2}: the chain rule with "
@@ -113,7 +119,7 @@ autoregressive_categorical_logpmf = Derivation(
 second_given_first = sp.Mul(*[softmax_pmf(table[j], x2) ** indicator(j, x1) for j in range(3)])
 # evaluate=False writes the same log down: SymPy's log would spend tens of milliseconds at
 # import asking whether the product can be 0 or negative, only to leave it as it is.
-categorical_chain = autoregressive_categorical_logpmf.define(
+categorical_chain = autoregressive_categorical_logpmf_2x3.define(
     sp.log(softmax_pmf(first_logits, x1) * second_given_first, evaluate=False),
     "definition: the chain rule p(x1, x2) = p(x1) p(x2 | x1) (Eq. 1) with softmax conditionals, "
     "p(x1) = softmax(a)_{x1} and p(x2 | x1) = softmax(b_{x1})_{x2}, each lookup written as a product "
@@ -171,9 +177,9 @@ def chain_rule_by_mpmath(x1, x2, **params):
 
 # First, because it is cheap (symgen.check stops at the first check that refutes). A
 # deterministic route: the generated code is accurate to ~1e-15 relative, so 1e-11 is slack.
-autoregressive_categorical_logpmf.add_check(IdentityCheck(
+autoregressive_categorical_logpmf_2x3.add_check(IdentityCheck(
     chain_rule_by_mpmath, "the chain rule with softmax table lookups, by mpmath at 50 digits", rtol=1e-11))
-autoregressive_categorical_logpmf.add_check(EnumerationCheck(
+autoregressive_categorical_logpmf_2x3.add_check(EnumerationCheck(
     gumbel_max_samples,
     "all 9 sequences sum to 1; Gumbel-max ancestral sampling frequencies (exact binomial cells)",
     # 200_000 draws: a probability off by 0.01 at p = 0.2 stands out by 11 standard errors.
@@ -195,16 +201,16 @@ FIRST_STEP_TEXT = log_softmax_text(["a0", "a1", "a2"], "x1")                   #
 ROWS_TEXT = [[f"b{j}{k}" for k in range(3)] for j in range(3)]                  # b_{jk}: row j
 SECOND_STEP_TEXT = lookup_text([log_softmax_text(row, "x2") for row in ROWS_TEXT], "x1")   # log p(x2 | x1)
 
-autoregressive_categorical_logpmf.add_slip(
+autoregressive_categorical_logpmf_2x3.add_slip(
     f"{FIRST_STEP_TEXT} + {lookup_text([log_softmax_text([f'b{k}{j}' for k in range(3)], 'x2') for j in range(3)], 'x1')}",
     "the row of x2 (b_{x2 x1})")
-autoregressive_categorical_logpmf.add_slip(
+autoregressive_categorical_logpmf_2x3.add_slip(
     f"{FIRST_STEP_TEXT} + {lookup_text([lookup_text(row, 'x2') for row in ROWS_TEXT], 'x1')}",
     "no normaliser at the second step")
-autoregressive_categorical_logpmf.add_slip(
+autoregressive_categorical_logpmf_2x3.add_slip(
     f"{FIRST_STEP_TEXT} + {log_softmax_text(['a0', 'a1', 'a2'], 'x2')}", "x1's logits reused for x2")
-autoregressive_categorical_logpmf.add_slip(f"({FIRST_STEP_TEXT} + {SECOND_STEP_TEXT})/log(2)", "log base 2")
-autoregressive_categorical_logpmf.add_slip(FIRST_STEP_TEXT, "the first step only")
+autoregressive_categorical_logpmf_2x3.add_slip(f"({FIRST_STEP_TEXT} + {SECOND_STEP_TEXT})/log(2)", "log base 2")
+autoregressive_categorical_logpmf_2x3.add_slip(FIRST_STEP_TEXT, "the first step only")
 
 
 # --- 2. bits per dimension and perplexity ----------------------------------------------------

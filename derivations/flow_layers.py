@@ -20,6 +20,10 @@ Theory notebook, section 6 (the 1-D affine flow there is the elementwise layer i
 dimension). The empirical checks never use the closed forms: log-determinants of
 complex-step Jacobians (numpy slogdet), scipy's Gaussian densities, counts of pushforward
 samples in boxes, and the change-of-variables integral as a Monte Carlo mean.
+
+These are the proved small cases, one scalar per entry (hence ``_2d``). The layers you import for
+arrays of any dimension d (``from symgen import planar_flow_logdet``: z, u, w of shape (..., d)) are
+written by hand in symgen/numerics/flow_layers.py and held to these by tests/test_general_layers.py.
 """
 import functools
 import math
@@ -122,8 +126,8 @@ def coupling_shift(first):
     return t_weight * first + t_bias
 
 
-affine_coupling_logpdf = Derivation(
-    "affine_coupling_logpdf",
+affine_coupling_logpdf_2d = Derivation(
+    "affine_coupling_logpdf_2d",
     sections=(6,),
     title="Log density of a 2-D affine coupling layer x2 = z2 exp(s(z1)) + t(z1), z ~ N(0, I)",
     summary="log p_x(x) = log N(x1; 0, 1) + log N((x2 - t(x1)) exp(-s(x1)); 0, 1) - s(x1), "
@@ -141,7 +145,7 @@ affine_coupling_logpdf = Derivation(
     returns="log p_x(x) in nats, broadcast over the arguments",
 )
 coupling_forward = (z1, z2 * sp.exp(coupling_scale(z1)) + coupling_shift(z1))
-chain = affine_coupling_logpdf.define(
+chain = affine_coupling_logpdf_2d.define(
     lambda: change_of_variables_logpdf(coupling_forward),
     "definition: change of variables, log p_x(x) = log N(z; 0, I) - log|det dT/dz| at z = T^-1(x); "
     "SymPy solves x = T(z) for z = (x1, (x2 - t(x1)) exp(-s(x1))) and builds dT/dz by Matrix.jacobian")
@@ -169,23 +173,23 @@ def coupling_by_complex_step(x1, x2, s_weight, s_bias, t_weight, t_bias):
 
 # Both routes are exact to rounding: 1e-9 relative (plus 1e-12 for log densities near 0)
 # leaves ample room, and a 1% slip is 1e7 times that.
-affine_coupling_logpdf.add_check(IdentityCheck(
+affine_coupling_logpdf_2d.add_check(IdentityCheck(
     coupling_by_complex_step, "log N(T^-1(x)) - log|det| of the complex-step Jacobian (numpy slogdet)",
     rtol=1e-9, atol=1e-12))
-affine_coupling_logpdf.add_check(BoxCheck(
+affine_coupling_logpdf_2d.add_check(BoxCheck(
     sample_pushforward(coupling_forward_numeric),
     "pushforward samples of the coupling layer: counts in two boxes (exact binomial)"))
 
 # Usual slips, written from the log-density without its log-det term.
 S = "(s_weight*x1 + s_bias)"
 COUPLING_WITHOUT_LOG_DET = f"-x1**2/2 - (x2 - t_weight*x1 - t_bias)**2*exp(-2*{S})/2 - log(2*pi)"
-affine_coupling_logpdf.add_slip(f"{COUPLING_WITHOUT_LOG_DET} + {S}", "log-det with the wrong sign")
-affine_coupling_logpdf.add_slip(COUPLING_WITHOUT_LOG_DET, "log-det missing")
-affine_coupling_logpdf.add_slip(f"{COUPLING_WITHOUT_LOG_DET} - exp{S}", "log-det exp(s) instead of s")
-affine_coupling_logpdf.add_slip(
+affine_coupling_logpdf_2d.add_slip(f"{COUPLING_WITHOUT_LOG_DET} + {S}", "log-det with the wrong sign")
+affine_coupling_logpdf_2d.add_slip(COUPLING_WITHOUT_LOG_DET, "log-det missing")
+affine_coupling_logpdf_2d.add_slip(f"{COUPLING_WITHOUT_LOG_DET} - exp{S}", "log-det exp(s) instead of s")
+affine_coupling_logpdf_2d.add_slip(
     f"-x1**2/2 - (x2 - t_weight*x1 - t_bias)**2*exp(2*{S})/2 - log(2*pi) - {S}",
     "multiplied by exp(s) where the inverse divides")
-affine_coupling_logpdf.add_slip(
+affine_coupling_logpdf_2d.add_slip(
     f"-x1**2/2 - (x2*exp(-{S}) - t_weight*x1 - t_bias)**2/2 - log(2*pi) - {S}",
     "shift removed after unscaling")
 
@@ -228,8 +232,8 @@ planar_flow = (z1 + u1 * tanh_through_exp(activation), z2 + u2 * tanh_through_ex
 # cancels to nothing in floating point and the stable form below is needed.
 PLANAR_ENTRY = Real(-0.8, 0.8)
 
-planar_flow_logdet = Derivation(
-    "planar_flow_logdet",
+planar_flow_logdet_2d = Derivation(
+    "planar_flow_logdet_2d",
     sections=(6,),
     title="Log-determinant of a 2-D planar flow f(z) = z + u tanh(w^T z + bias)",
     summary="log det(df/dz) = log(1 + (1 - tanh^2(w^T z + bias)) u^T w), by the matrix determinant lemma.",
@@ -247,7 +251,7 @@ planar_flow_logdet = Derivation(
                "Rezende & Mohamed 2015, Appendix A)")],
     returns="log det df/dz (det > 0 for u^T w > -1), for log p_x(f(z)) = log p_z(z) - logdet",
 )
-chain = planar_flow_logdet.define(
+chain = planar_flow_logdet_2d.define(
     lambda: log_det_2x2(jacobian(planar_flow, LATENT)),
     "definition: log det J, J = df/dz by Matrix.jacobian, det J = J11 J22 - J12 J21, with "
     "tanh(s) = 2/(1 + e^(-2 s)) - 1; det J > 0 for u^T w > -1 (>= 0 at u^T w = -1; Appendix A), so "
@@ -345,14 +349,14 @@ def planar_change_of_variables(rng, n, formula, z1, z2, u1, u2, w1, w2, bias):
 
 # The complex-step Jacobian is exact to rounding, but slogdet of I + (tiny) only to ~1e-16
 # absolute: hence 1e-13 absolute besides 1e-9 relative.
-planar_flow_logdet.add_check(IdentityCheck(
+planar_flow_logdet_2d.add_check(IdentityCheck(
     planar_by_complex_step, "log det of the complex-step Jacobian (numpy slogdet)", rtol=1e-9, atol=1e-13))
 # This check shows the log-determinant is the one that makes the change of variables
 # integrate to 1, using only the forward map: no derivative of it is taken. 20 shifts of
 # 10_000 nodes, one batch each: every draw is within ~1e-14 of the integral, far inside the
 # 1e-12 rounding allowance, so a correct formula is never refuted (false alarm 0, within
 # ALPHA_PER_EVALUATION = 1e-9) and the t threshold (11.1 at 19 degrees of freedom) barely counts.
-planar_flow_logdet.add_check(MeanCheck(
+planar_flow_logdet_2d.add_check(MeanCheck(
     planar_change_of_variables,
     "change of variables: the integral of N(f(z)) exp(logdet(z)) over the plane = 1 "
     "(trapezoidal rule on randomly shifted grids)",
@@ -360,12 +364,12 @@ planar_flow_logdet.add_check(MeanCheck(
 
 # Usual slips, in the paper's tanh form: A = w^T z + bias, C = u^T w.
 A, C = "(w1*z1 + w2*z2 + bias)", "(u1*w1 + u2*w2)"
-planar_flow_logdet.add_slip(f"-log(1 + (1 - tanh{A}**2)*{C})", "log-det with the wrong sign")
-planar_flow_logdet.add_slip(f"log(1 + tanh{A}*{C})", "h instead of h' in psi")
-planar_flow_logdet.add_slip(f"log(1 + (1 - tanh{A})*{C})", "h' = 1 - tanh (square forgotten)")
-planar_flow_logdet.add_slip(f"log(1 + {C})", "h' forgotten (the linear layer's lemma)")
-planar_flow_logdet.add_slip(f"log(1 + (1 - tanh(w1*z1 + w2*z2)**2)*{C})", "bias left out of psi")
-planar_flow_logdet.add_slip(f"log(1 + (1 - tanh{A}**2)*(u1**2 + u2**2))", "u^T u for u^T w")
+planar_flow_logdet_2d.add_slip(f"-log(1 + (1 - tanh{A}**2)*{C})", "log-det with the wrong sign")
+planar_flow_logdet_2d.add_slip(f"log(1 + tanh{A}*{C})", "h instead of h' in psi")
+planar_flow_logdet_2d.add_slip(f"log(1 + (1 - tanh{A})*{C})", "h' = 1 - tanh (square forgotten)")
+planar_flow_logdet_2d.add_slip(f"log(1 + {C})", "h' forgotten (the linear layer's lemma)")
+planar_flow_logdet_2d.add_slip(f"log(1 + (1 - tanh(w1*z1 + w2*z2)**2)*{C})", "bias left out of psi")
+planar_flow_logdet_2d.add_slip(f"log(1 + (1 - tanh{A}**2)*(u1**2 + u2**2))", "u^T u for u^T w")
 
 
 # --- the invertible linear layer (Glow) -----------------------------------------------
@@ -378,8 +382,8 @@ determinant_w = w11 * w22 - w12 * w21
 DIAGONAL = NonZero(0.5, 4)
 OFF_DIAGONAL = Real(-0.4, 0.4)
 
-linear_flow_logpdf = Derivation(
-    "linear_flow_logpdf",
+linear_flow_logpdf_2d = Derivation(
+    "linear_flow_logpdf_2d",
     sections=(6,),
     title="Log density of an invertible linear flow x = W z + b in 2-D, z ~ N(0, I)",
     summary="log p_x(x) = log N(W^-1 (x - b); 0, I) - log|det W|, for any invertible 2x2 W.",
@@ -401,7 +405,7 @@ linear_flow_logpdf = Derivation(
     returns="log p_x(x) in nats, broadcast over the arguments",
 )
 linear_forward = tuple(weight_matrix * sp.Matrix(LATENT) + sp.Matrix([b1, b2]))
-chain = linear_flow_logpdf.define(
+chain = linear_flow_logpdf_2d.define(
     lambda: change_of_variables_logpdf(linear_forward),
     "definition: change of variables, log p_x(x) = log N(z; 0, I) - log|det dT/dz| at z = T^-1(x); "
     "SymPy solves the linear system W z + b = x, and Matrix.jacobian gives dT/dz = W")
@@ -427,9 +431,9 @@ def linear_by_scipy(x1, x2, w11, w12, w21, w22, b1, b2):
 
 
 # cov = W W^T has condition number <= 1e3 on the draws, so scipy's value is good to ~1e-13.
-linear_flow_logpdf.add_check(IdentityCheck(
+linear_flow_logpdf_2d.add_check(IdentityCheck(
     linear_by_scipy, "scipy.stats.multivariate_normal(b, W W^T).logpdf", rtol=1e-9, atol=1e-12))
-linear_flow_logpdf.add_check(BoxCheck(
+linear_flow_logpdf_2d.add_check(BoxCheck(
     sample_pushforward(linear_forward_numeric),
     "pushforward samples W z + b: counts in two boxes (exact binomial)"))
 
@@ -437,15 +441,15 @@ linear_flow_logpdf.add_check(BoxCheck(
 DET_W = "(w11*w22 - w12*w21)"
 LINEAR_WITHOUT_LOG_DET = (f"-((w22*(x1 - b1) - w12*(x2 - b2))**2 + (w11*(x2 - b2) - w21*(x1 - b1))**2)"
                           f"/(2*{DET_W}**2) - log(2*pi)")
-linear_flow_logpdf.add_slip(f"{LINEAR_WITHOUT_LOG_DET} + log(Abs{DET_W})", "log-det with the wrong sign")
-linear_flow_logpdf.add_slip(LINEAR_WITHOUT_LOG_DET, "log-det missing")
+linear_flow_logpdf_2d.add_slip(f"{LINEAR_WITHOUT_LOG_DET} + log(Abs{DET_W})", "log-det with the wrong sign")
+linear_flow_logpdf_2d.add_slip(LINEAR_WITHOUT_LOG_DET, "log-det missing")
 # Right where det W > 0: only a W that flips orientation shows the slip.
-linear_flow_logpdf.add_slip(f"{LINEAR_WITHOUT_LOG_DET} - log{DET_W}", "log-det without the absolute value")
-linear_flow_logpdf.add_slip(f"{LINEAR_WITHOUT_LOG_DET} - log({DET_W}**2)", "log det(W^T W) without the 1/2")
-linear_flow_logpdf.add_slip(
+linear_flow_logpdf_2d.add_slip(f"{LINEAR_WITHOUT_LOG_DET} - log{DET_W}", "log-det without the absolute value")
+linear_flow_logpdf_2d.add_slip(f"{LINEAR_WITHOUT_LOG_DET} - log({DET_W}**2)", "log det(W^T W) without the 1/2")
+linear_flow_logpdf_2d.add_slip(
     f"-((w11*x1 + w12*x2 + b1)**2 + (w21*x1 + w22*x2 + b2)**2)/2 - log(2*pi) - log(Abs{DET_W})",
     "the forward map where the inverse belongs")
-linear_flow_logpdf.add_slip(
+linear_flow_logpdf_2d.add_slip(
     f"-((w11*(x1 - b1) + w21*(x2 - b2))**2 + (w12*(x1 - b1) + w22*(x2 - b2))**2)/2 - log(2*pi)"
     f" - log(Abs{DET_W})",
     "W^T for W^-1 (as if W were orthogonal)")
@@ -455,8 +459,8 @@ linear_flow_logpdf.add_slip(
 
 a1, a2 = sp.symbols("a1 a2", real=True)
 
-elementwise_affine_logpdf = Derivation(
-    "elementwise_affine_logpdf",
+elementwise_affine_logpdf_2d = Derivation(
+    "elementwise_affine_logpdf_2d",
     sections=(6,),
     title="Log density of an elementwise affine flow x = a * z + b in 2-D, z ~ N(0, I)",
     summary="log p_x(x) = sum_i [log N((x_i - b_i)/a_i; 0, 1) - log|a_i|], for nonzero scales of either sign.",
@@ -475,7 +479,7 @@ elementwise_affine_logpdf = Derivation(
     returns="log p_x(x) in nats, broadcast over the arguments",
 )
 elementwise_forward = (a1 * z1 + b1, a2 * z2 + b2)
-chain = elementwise_affine_logpdf.define(
+chain = elementwise_affine_logpdf_2d.define(
     lambda: change_of_variables_logpdf(elementwise_forward),
     "definition: change of variables, log p_x(x) = log N(z; 0, I) - log|det dT/dz| at z = T^-1(x); "
     "SymPy solves for z and Matrix.jacobian gives dT/dz = diag(a1, a2)")
@@ -503,19 +507,19 @@ def elementwise_by_scipy(x1, x2, a1, a2, b1, b2):
     return float(stats.norm.logpdf(x1, b1, abs(a1)) + stats.norm.logpdf(x2, b2, abs(a2)))
 
 
-elementwise_affine_logpdf.add_check(IdentityCheck(
+elementwise_affine_logpdf_2d.add_check(IdentityCheck(
     elementwise_by_scipy, "sum of scipy.stats.norm.logpdf(x_i, b_i, |a_i|)", rtol=1e-9, atol=1e-12))
-elementwise_affine_logpdf.add_check(BoxCheck(
+elementwise_affine_logpdf_2d.add_check(BoxCheck(
     sample_pushforward(elementwise_forward_numeric),
     "pushforward samples a * z + b: counts in two boxes (exact binomial)"))
 
 # Usual slips, written from the log-density without its log-det term.
 ELEMENTWISE_WITHOUT_LOG_DET = "-((x1 - b1)/a1)**2/2 - ((x2 - b2)/a2)**2/2 - log(2*pi)"
-elementwise_affine_logpdf.add_slip(f"{ELEMENTWISE_WITHOUT_LOG_DET} + log(Abs(a1)) + log(Abs(a2))",
+elementwise_affine_logpdf_2d.add_slip(f"{ELEMENTWISE_WITHOUT_LOG_DET} + log(Abs(a1)) + log(Abs(a2))",
                                    "log-det with the wrong sign")
-elementwise_affine_logpdf.add_slip(ELEMENTWISE_WITHOUT_LOG_DET, "log-det missing")
-elementwise_affine_logpdf.add_slip(f"{ELEMENTWISE_WITHOUT_LOG_DET} - log(a1) - log(a2)",
+elementwise_affine_logpdf_2d.add_slip(ELEMENTWISE_WITHOUT_LOG_DET, "log-det missing")
+elementwise_affine_logpdf_2d.add_slip(f"{ELEMENTWISE_WITHOUT_LOG_DET} - log(a1) - log(a2)",
                                    "log-det without the absolute value")
-elementwise_affine_logpdf.add_slip(f"{ELEMENTWISE_WITHOUT_LOG_DET} - log(Abs(a1))", "one scale's log-det forgotten")
-elementwise_affine_logpdf.add_slip(f"{ELEMENTWISE_WITHOUT_LOG_DET} - log(a1**2) - log(a2**2)",
+elementwise_affine_logpdf_2d.add_slip(f"{ELEMENTWISE_WITHOUT_LOG_DET} - log(Abs(a1))", "one scale's log-det forgotten")
+elementwise_affine_logpdf_2d.add_slip(f"{ELEMENTWISE_WITHOUT_LOG_DET} - log(a1**2) - log(a2**2)",
                                    "variances for scales in the log-det")

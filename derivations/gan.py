@@ -14,7 +14,9 @@ a batch that is half real and half fake, are
     J_G (non-saturating) = -1/2 log d_fake                    (Goodfellow et al. 2014, Section 3)
 
 Theory notebook, section 5: its D_loss is 2 J_D, its "G saturating objective" is the
-d_fake part of 2 J_G (minimax), its non-saturating loss is 2 J_G (non-saturating).
+d_fake part of 2 J_G (minimax), its non-saturating loss is 2 J_G (non-saturating). PyTorch's DCGAN
+example sums the two binary cross-entropies in the same way: ``gan_losses_bce`` gives the losses
+in that convention (twice J_D and twice the non-saturating J_G).
 
 With d = sigmoid(logit), -log d = softplus(-logit) and -log(1 - d) = softplus(logit):
 the logit form never takes log(0), even where d rounds to 0 or 1. The gradients with
@@ -238,6 +240,67 @@ gan_losses_logits.add_check(IdentityCheck(
     finite_difference_gradient(lambda fake: -mpmath.log(fake) / 2),
     "non-saturating gradient by mpmath numerical differentiation", output="generator_non_saturating_grad",
     rtol=1e-12))
+
+# --- the sum-of-BCE convention (PyTorch's DCGAN example) ---------------------------------------------
+
+DCGAN_REFERENCE = ("PyTorch examples, dcgan/main.py (errD = BCE(D(x), 1) + BCE(D(G(z)), 0), "
+                   "errG = BCE(D(G(z)), 1)), "
+                   "following Radford, Metz & Chintala (2016), Unsupervised Representation Learning with Deep "
+                   "Convolutional GANs")
+
+gan_losses_bce = Derivation(
+    "gan_losses_bce",
+    sections=(5,),
+    title="GAN losses as a sum of binary cross-entropies on logits (the DCGAN convention)",
+    summary="discriminator = BCE(sigmoid(logit_real), 1) + BCE(sigmoid(logit_fake), 0) and generator = "
+            "BCE(sigmoid(logit_fake), 1), as PyTorch's DCGAN example sums them (BCEWithLogitsLoss): twice "
+            "gan_losses_logits' J_D and non-saturating J_G, which average over a half-real, half-fake batch.",
+    kind="adversarial",
+    references=[DCGAN_REFERENCE, *REFERENCES],
+    params=[
+        Param(logit_real, LOGIT, "discriminator's logit on a real sample (D(x) = sigmoid(logit))"),
+        Param(logit_fake, LOGIT, "discriminator's logit on a generated sample"),
+    ],
+)
+
+
+def bce_of_logit(logit, target):
+    """BCE(sigmoid(logit), target) from the cross-entropy above, target 1 (real) or 0 (fake)."""
+    return cross_entropy.xreplace({label: target, probability: sigmoid(logit)})
+
+
+(gan_losses_bce
+ .define(bce_of_logit(logit_real, 1) + bce_of_logit(logit_fake, 0),
+         "definition (the DCGAN example): the discriminator's loss is the BCE of its real output against "
+         "label 1 plus the BCE of its fake output against label 0, summed, not averaged", output="discriminator",
+         doc="BCE(D(x), 1) + BCE(D(G(z)), 0) = softplus(-logit_real) + softplus(logit_fake)")
+ .step(sp.log(1 + sp.exp(-logit_real)) + sp.log(1 + sp.exp(logit_fake)),
+       "-log sigmoid(l) = log(1 + e^-l) and -log(1 - sigmoid(l)) = log(1 + e^l)")
+ .stable(softplus(-logit_real) + softplus(logit_fake),
+         "softplus, as in gan_losses_logits: no overflow of e^x, no log(0) where sigmoid rounds to 0 or 1"))
+(gan_losses_bce
+ .define(bce_of_logit(logit_fake, 1),
+         "definition (the DCGAN example): the generator's loss is the BCE of the discriminator's output on "
+         "its sample against the real label 1, the non-saturating cost (Goodfellow et al. 2014, Sec. 3)",
+         output="generator", doc="BCE(D(G(z)), 1) = softplus(-logit_fake)")
+ .step(sp.log(1 + sp.exp(-logit_fake)), "-log sigmoid(l) = log(1 + e^-l)")
+ .stable(softplus(-logit_fake), "softplus, as above"))
+
+# Deterministic routes (scipy's log_expit, accurate to an ulp): false-alarm probability 0 at 1e-12.
+gan_losses_bce.add_check(IdentityCheck(
+    lambda logit_real, logit_fake: -(log_sigmoid(logit_real) + log_sigmoid(-logit_fake)),
+    "BCE(D(x), 1) + BCE(D(G(z)), 0) from scipy.special.log_expit", output="discriminator", rtol=1e-12))
+gan_losses_bce.add_check(IdentityCheck(
+    lambda logit_real, logit_fake: -log_sigmoid(logit_fake),
+    "BCE(D(G(z)), 1) from scipy.special.log_expit", output="generator", rtol=1e-12))
+
+gan_losses_bce.add_slip("(log(1 + exp(-logit_real)) + log(1 + exp(logit_fake)))/2",
+                        "the half convention (J_D) for the DCGAN sum", output="discriminator")
+gan_losses_bce.add_slip("-log(1 + exp(logit_fake))", "the minimax cost log(1 - D(G(z))) for the non-saturating one",
+                        output="generator")
+gan_losses_bce.add_slip("log(1 + exp(logit_fake))", "the fake sample labelled fake (BCE(D(G(z)), 0))",
+                        output="generator")
+
 
 # --- the optimal discriminator ------------------------------------------------------------------
 

@@ -10,7 +10,11 @@ denoising loss by timestep, which the schedule maps to noise levels).
 The cosine schedule (Nichol & Dhariwal 2021, Eq. 17) states alpha_bar_t = f(t)/f(0) directly,
 f(t) = cos^2((t/T + s)/(1 + s) pi/2) with s = 0.008, and takes the steps' variances from it,
 beta_t = 1 - alpha_bar_t/alpha_bar_{t-1}, clipped at 0.999 against the singularity at t = T
-(their Sec. 3.2). With the angle phi_t = pi/2 - (t/T + s)/(1 + s) pi/2 = c (T - t)/T,
+(their Sec. 3.2). The clip changes the last level: the code that uses the schedule
+(improved-diffusion's ``betas_for_alpha_bar`` and diffusers' alike) takes alpha_bar_t as the running
+product of its (1 - beta_s), so alpha_bar_T = 0.001 alpha_bar_{T-1} (2.4287669e-9 at T = 1000), not
+f(T)/f(0) = 0. Here alpha_bar_t is that product, step 0 is the data (alpha_bar_0 = 1, beta_0 = 0), and
+the three outputs agree with each other at every 0 <= t <= T. With the angle phi_t = pi/2 - (t/T + s)/(1 + s) pi/2 = c (T - t)/T,
 c = pi/(2 (1 + s)), f(t) = sin^2(phi_t); and the difference of squares
 sin^2 a - sin^2 b = sin(a + b) sin(a - b) removes both cancellations of the textbook forms:
 1 - alpha_bar_t/alpha_bar_{t-1} for many steps (phi_{t-1} - phi_t = c/T is tiny) and 1 - alpha_bar_t
@@ -40,8 +44,9 @@ import numpy as np
 import sympy as sp
 from sympy.codegen.cfunctions import expm1
 
-from symgen.engine import (Derivation, DerivationError, IdentityCheck, Interval, Lemma, Param, Positive, minimum,
-                           sin_product, special_function)
+from symgen.engine import (Count, Derivation, DerivationError, IdentityCheck, Interval, Lemma, Param, Positive, at_most,
+                           maximum,
+                           minimum, sin_product, special_function)
 
 NICHOL = "Nichol & Dhariwal (2021), Improved Denoising Diffusion Probabilistic Models"
 KINGMA = ("Kingma, Salimans, Poole & Ho (2021), Variational Diffusion Models, Eq. 2 (SNR(t) = alpha_t^2/sigma_t^2; "
@@ -74,7 +79,10 @@ SIGNAL_ANGLE = sp.pi / (2 * (1 + COSINE_OFFSET))     # c = pi/(2 (1 + s)): f(0) 
 def noise_angle(step):
     """phi_step = pi/2 - (step/T + s)/(1 + s) pi/2 = c (T - step)/T: how far the paper's cosine
     angle is from pi/2, where f vanishes; formed from T - step, exact near the end."""
-    return SIGNAL_ANGLE * (T - step) / T
+    # The fraction (T - step)/T is formed first (kept so by UnevaluatedExpr; proofs evaluate it
+    # away): at step 0 it is exactly 1, so phi_0 = c and alpha_bar_0 = 1 exactly, where c (T - 0)/T
+    # rounds away from c for T = 3, 6, 11, ... and alpha_bar_0 came out 1 + 2e-16.
+    return SIGNAL_ANGLE * sp.UnevaluatedExpr((T - step) / T)
 
 
 def paper_cosine_level(step, steps, digits=60):
@@ -87,7 +95,7 @@ def paper_cosine_level(step, steps, digits=60):
 
 
 def _as_mpf(number):
-    return mpmath.mpf(sp.Float(number, 60)._mpf_)
+    return mpmath.mpf(sp.Float(sp.N(number, 60), 60)._mpf_)
 
 
 # cos((x + s)/(1 + s) pi/2) = sin(c (1 - x)), x = step/T: the angles add up to pi/2 (a linear
@@ -121,59 +129,114 @@ diffusion_cosine_schedule = Derivation(
     "diffusion_cosine_schedule",
     sections=(7, 12),
     title="The cosine noise schedule: alpha_bar_t, the clipped beta_t and the signal-to-noise ratio",
-    summary="alpha_bar_t = f(t)/f(0) with f(t) = cos^2((t/T + s)/(1 + s) pi/2), s = 0.008; "
-            "beta_t = min(1 - alpha_bar_t/alpha_bar_{t-1}, 0.999); SNR = alpha_bar_t/(1 - alpha_bar_t); "
-            "for steps 1 <= t <= T (a real t interpolates).",
+    summary="beta_t = min(1 - f(t)/f(t-1), 0.999) with f(t) = cos^2((t/T + s)/(1 + s) pi/2), s = 0.008; "
+            "alpha_bar_t = prod_{s<=t} (1 - beta_s) (= f(t)/f(0) until the clip acts at t = T); "
+            "SNR = alpha_bar_t/(1 - alpha_bar_t); for steps 0 <= t <= T, step 0 the data (a real t "
+            "interpolates).",
     kind="denoising/score",
     references=[NICHOL + ", Eq. 17 (alpha_bar_t = f(t)/f(0), s = 0.008) and Sec. 3.2 (beta_t from "
                          "alpha_bar, clipped at 0.999)",
                 KINGMA, DDPM + ", Eq. 4 (q(x_t | x_0) at alpha_bar_t = prod_{s<=t} (1 - beta_s))"],
     params=[
-        # Steps are drawn log-uniformly from 1 to 4000, so both the first steps (1 - alpha_bar
+        # Steps are drawn log-uniformly from 1e-3 to 4000, so both the first steps (1 - alpha_bar
         # tiny) and long schedules (T up to 4000, beta_t tiny) are reached; t near T (the
-        # clip, alpha_bar -> 0) comes from the near pair below.
-        Param(t, Positive(1.0, 4000.0), "the step t (1 <= t <= T; a real t interpolates)"),
+        # clip, alpha_bar -> 0) comes from the near pair below. t = 0 (the data: SNR is infinite)
+        # is accepted but not drawn; tests/test_schedules.py covers it.
+        Param(t, Positive(1e-3, 4000.0, zero_allowed=True), "the step t (0 <= t <= T; 0 is the data, "
+                                                              "a real t interpolates)"),
         Param(T, Positive(1.0, 4000.0), "the number of steps T (>= 1)"),
     ],
     near=[(t, T)],
     requires=[(T >= 1, "argument 'T' must be >= 1 (a schedule has at least one step)"),
-              (t >= 1, "argument 't' must be >= 1 (steps count from 1; t = 0 is the data)"),
               (t <= T, "argument 't' must be <= T (the schedule ends at step T)")],
 )
 
-phi_t, phi_prev = noise_angle(t), noise_angle(t - 1)
+# The step before t, max(t - 1, 0): the level before step 1 is the data's, f(0)/f(0) = 1, so
+# step 0 < t <= 1 takes its variance from the data. The clip never acts there but at t = T
+# (for T > 1 every unclipped ratio f(t)/f(t - 1) with t <= T - 1 is above 1/4, sin being concave),
+# so the level before t is always unclipped, f(max(t - 1, 0))/f(0).
+previous_step = maximum(t - 1, 0)
+phi_t, phi_prev = noise_angle(t), noise_angle(previous_step)
 ANGLE_REASON = ("with phi_u = pi/2 - (u/T + s)/(1 + s) pi/2 = c (T - u)/T, c = pi/(2 (1 + s)): "
                 "f(u) = cos^2(pi/2 - phi_u) = sin^2(phi_u) and f(0) = sin^2(c) (angle identity proved by SymPy)")
+PREVIOUS = "t' = max(t - 1, 0), the step before t (the data, alpha_bar = 1, before step 1)"
+# Where the clip acts, 1 - beta_t is 0.001 rather than f(t)/f(t'); alpha_bar_t = alpha_bar_{t'} (1 - beta_t)
+# is then the unclipped level f(t)/f(0) plus what the clip adds, alpha_bar_{t'} max(0.001 - r, 0) with
+# r = f(t)/f(t'). Written as that sum, 1 - alpha_bar_t keeps the exact difference of squares, and the
+# clip's term is exact too (no 1 - (1 - beta) loses the digits of 0.001).
+_ratio, _ceiling = sp.Symbol("r", real=True), sp.Symbol("c", positive=True)
+CLIP_EXCESS = Lemma("1 - min(1 - r, c) - r = max(1 - c - r, 0)",
+                    (1 - sp.Min(1 - _ratio, _ceiling) - _ratio, sp.Max(1 - _ceiling - _ratio, 0)))
+clip_excess = special_function(
+    "clip_excess", 2,
+    meaning=lambda ratio, ceiling: 1 - minimum(1 - ratio, ceiling) - ratio,
+    lemmas=[CLIP_EXCESS],
+    derivative=lambda ratio, ceiling: (-at_most(ratio, 1 - ceiling), -at_most(ratio, 1 - ceiling)),
+    mpmath=lambda ratio, ceiling: max(1 - ceiling - ratio, 0),
+    numpy="numpy.maximum(1 - {1} - {0}, 0)", torch="torch.clamp(1 - {1} - {0}, min=0)",
+    jax="jax.numpy.maximum(1 - {1} - {0}, 0)", real=True,
+    latex=r"\max\left(1 - {1} - {0}, 0\right)", text="max(1 - {1} - {0}, 0)",
+    doc="What a clip min(1 - r, c) of a step's variance adds to its kept fraction r: "
+        "1 - min(1 - r, c) - r = max(1 - c - r, 0) (lemma proved by SymPy, case by case).")
+
+
+def clipped_fraction(ratio):
+    """1 - beta_t = 1 - min(1 - r, 0.999) for the unclipped ratio r = f(t)/f(t')."""
+    return 1 - minimum(1 - ratio, BETA_CLIP)
+
+
+level_ratio = cosine_level(t, T) / cosine_level(previous_step, T)
+sine_ratio = sp.sin(phi_t) ** 2 / sp.sin(phi_prev) ** 2
+excess = clip_excess(sine_ratio, BETA_CLIP)
+# 1 - alpha_bar_t = (sin^2 c - sin^2 phi_t - sin^2 phi_{t'} max(0.001 - r, 0))/sin^2 c, the difference of
+# squares formed directly (c + phi_t = c (2T - t)/T, c - phi_t = c t/T): exact at small t/T.
+noise_level = (sin_product(SIGNAL_ANGLE * (2 * T - t) / T, SIGNAL_ANGLE * t / T)
+               - sp.sin(phi_prev) ** 2 * excess) / sp.sin(SIGNAL_ANGLE) ** 2
 
 (diffusion_cosine_schedule
- .define(cosine_level(t, T), "definition (Nichol & Dhariwal 2021, Eq. 17): alpha_bar_t = f(t)/f(0), "
-                            "f(u) = cos^2((u/T + s)/(1 + s) pi/2), s = 0.008", output="alpha_bar",
-         doc="alpha_bar_t, the signal level after t steps")
- .step(sp.sin(phi_t) ** 2 / sp.sin(SIGNAL_ANGLE) ** 2,
-       ANGLE_REASON + "; sin(phi_t) is accurate to the last step, where cos of an angle near pi/2 is not"))
+ .define(cosine_level(previous_step, T) * clipped_fraction(level_ratio),
+         "definition: alpha_bar_t = alpha_bar_{t'} (1 - beta_t), the running product of the (1 - beta_s) "
+         "(Ho et al. 2020, Eq. 4), as the code that uses the schedule computes it; alpha_bar_{t'} = f(t')/f(0), "
+         "unclipped (the clip acts only at the last step); " + PREVIOUS,
+         output="alpha_bar", doc="alpha_bar_t, the signal level after t steps (1 at t = 0)")
+ .step(sp.sin(phi_prev) ** 2 / sp.sin(SIGNAL_ANGLE) ** 2 * clipped_fraction(sine_ratio), ANGLE_REASON)
+ .step((sp.sin(phi_t) ** 2 + sp.sin(phi_prev) ** 2 * excess) / sp.sin(SIGNAL_ANGLE) ** 2,
+       "1 - min(1 - r, 0.999) = r + max(0.001 - r, 0), r = f(t)/f(t') (lemma proved by SymPy): the unclipped "
+       "level f(t)/f(0) plus what the clip adds, 0 except within 0.033 steps of T")
+ .stable(sp.Piecewise((1 - noise_level, sp.UnevaluatedExpr(noise_level) <= sp.Rational(1, 2)),
+                      ((sp.sin(phi_t) ** 2 + sp.sin(phi_prev) ** 2 * excess) / sp.sin(SIGNAL_ANGLE) ** 2, True)),
+         "where alpha_bar_t >= 1/2, as 1 - (1 - alpha_bar_t), the noise level a difference of squares: exactly "
+         "1 at t = 0 (a ratio sin^2 phi_0/sin^2 c of separately rounded sines can come out 1 + 2e-16), and "
+         "no cancellation at small t/T"))
 
 (diffusion_cosine_schedule
- .define(minimum(1 - cosine_level(t, T) / cosine_level(t - 1, T), BETA_CLIP),
-         "definition (Nichol & Dhariwal 2021, Sec. 3.2): beta_t = 1 - alpha_bar_t/alpha_bar_{t-1}, so that "
-         "prod_s (1 - beta_s) = alpha_bar_t, clipped at 0.999 against the singularity at t = T",
-         output="beta", doc="beta_t, the variance added at step t (at most 0.999)")
- .step(minimum(1 - sp.sin(phi_t) ** 2 / sp.sin(phi_prev) ** 2, BETA_CLIP), ANGLE_REASON)
+ .define(minimum(1 - level_ratio, BETA_CLIP),
+         "definition (Nichol & Dhariwal 2021, Sec. 3.2): beta_t = 1 - alpha_bar_t/alpha_bar_{t-1} for the levels "
+         "f(t)/f(0) of Eq. 17, clipped at 0.999 against the singularity at t = T; " + PREVIOUS,
+         output="beta", doc="beta_t, the variance added at step t (at most 0.999; 0 at t = 0)")
+ .step(minimum(1 - sine_ratio, BETA_CLIP), ANGLE_REASON)
  .step(minimum((sp.sin(phi_prev) ** 2 - sp.sin(phi_t) ** 2) / sp.sin(phi_prev) ** 2, BETA_CLIP),
        "over a common denominator")
- .stable(minimum(sin_product(SIGNAL_ANGLE * (2 * (T - t) + 1) / T, SIGNAL_ANGLE / T)
+ .stable(minimum(sin_product(SIGNAL_ANGLE * (2 * T - t - previous_step) / T,
+                             SIGNAL_ANGLE * (t - previous_step) / T)
                  / sp.sin(phi_prev) ** 2, BETA_CLIP),
          "difference of squares, sin^2 a - sin^2 b = sin(a + b) sin(a - b) (proved by SymPy), with "
-         "a + b = c (2 (T - t) + 1)/T and a - b = c/T formed directly: no cancellation for long schedules, "
+         "a + b = c (2T - t - t')/T and a - b = c (t - t')/T formed directly: no cancellation for long schedules, "
          "where 1 - alpha_bar_t/alpha_bar_{t-1} keeps only about 1/(T beta_t) of the digits"))
 
 (diffusion_cosine_schedule
- .define(cosine_level(t, T) / (1 - cosine_level(t, T)),
+ .define(cosine_level(previous_step, T) * clipped_fraction(level_ratio)
+         / (1 - cosine_level(previous_step, T) * clipped_fraction(level_ratio)),
          "definition: SNR = alpha_bar/(1 - alpha_bar), the signal-to-noise ratio of x_t "
-         "(Kingma et al. 2021, Eq. 2)", output="snr", doc="alpha_bar_t/(1 - alpha_bar_t)")
- .step(sp.sin(phi_t) ** 2 / (sp.sin(SIGNAL_ANGLE) ** 2 - sp.sin(phi_t) ** 2),
+         "(Kingma et al. 2021, Eq. 2), alpha_bar_t as above", output="snr",
+         doc="alpha_bar_t/(1 - alpha_bar_t) (infinite at t = 0)")
+ .step(sp.sin(phi_prev) ** 2 * clipped_fraction(sine_ratio)
+       / (sp.sin(SIGNAL_ANGLE) ** 2 - sp.sin(phi_prev) ** 2 * clipped_fraction(sine_ratio)),
        ANGLE_REASON + "; multiply through by f(0)")
- .stable(sp.sin(phi_t) ** 2 / sin_product(SIGNAL_ANGLE * (2 * T - t) / T, SIGNAL_ANGLE * t / T),
-         "difference of squares with c + phi_t = c (2T - t)/T and c - phi_t = c t/T formed directly: no "
+ .stable((sp.sin(phi_t) ** 2 / sp.sin(SIGNAL_ANGLE) ** 2 + sp.sin(phi_prev) ** 2 * excess / sp.sin(SIGNAL_ANGLE) ** 2)
+         / noise_level,
+         "the kept fraction as r + max(0.001 - r, 0) (lemma above), and the difference of squares "
+         "sin^2 c - sin^2 phi_t with c + phi_t = c (2T - t)/T and c - phi_t = c t/T formed directly: no "
          "cancellation at small t/T, where 1 - alpha_bar_t keeps only about t/T of the digits"))
 
 
@@ -181,11 +244,14 @@ ANGLE_REASON = ("with phi_u = pi/2 - (u/T + s)/(1 + s) pi/2 = c (T - u)/T, c = p
 
 
 def paper_schedule(t, T):
-    """alpha_bar_t, beta_t and SNR from the paper's formulas (cosines), by mpmath at 60 digits."""
+    """alpha_bar_t, beta_t and SNR from the paper's formulas (cosines), by mpmath at 60 digits, the
+    levels chained as the code that uses the schedule chains them: beta_t = min(1 - f(t)/f(t'), 0.999)
+    with t' = max(t - 1, 0), and alpha_bar_t = (f(t')/f(0)) (1 - beta_t)."""
     with mpmath.workdps(60):
-        alpha_bar = paper_cosine_level(t, T)
-        beta = min(1 - alpha_bar / paper_cosine_level(mpmath.mpf(t) - 1, T), mpmath.mpf(999) / 1000)
-        return alpha_bar, beta, alpha_bar / (1 - alpha_bar)
+        previous = paper_cosine_level(max(mpmath.mpf(t) - 1, 0), T)
+        kept = max(paper_cosine_level(t, T) / previous, mpmath.mpf(1) / 1000)     # 1 - beta_t
+        alpha_bar = previous * kept
+        return alpha_bar, 1 - kept, alpha_bar / (1 - alpha_bar)
 
 
 # Every check in this module is deterministic (mpmath routes, no sampling): its false-alarm
@@ -205,9 +271,9 @@ for index, output in enumerate(("alpha_bar", "beta", "snr")):
 
 
 def steps_down_from(t):
-    """t, t - 1, ..., t - n + 1 (n = floor(t)): the steps whose factors (1 - beta_s) the product
-    check multiplies, exact in float64."""
-    return t - np.arange(math.floor(t), dtype=np.float64)
+    """t, t - 1, ..., t - floor(t) (the last in [0, 1): its level before is the data's, 1): the steps
+    whose factors (1 - beta_s) multiply to alpha_bar_t, exact in float64."""
+    return t - np.arange(math.floor(t) + 1, dtype=np.float64)
 
 
 def product_of_step_factors(beta, t, T):
@@ -220,29 +286,16 @@ def product_of_step_factors(beta, t, T):
     return math.exp(float(np.sum(np.log1p(-betas))))
 
 
-def paper_step_product(t, T):
-    """What :func:`product_of_step_factors` should give, from the paper's cosines (mpmath, 30 digits):
-    alpha_bar_t/alpha_bar_{t-n} wherever the clip is inactive (alpha_bar_t itself for a whole-number
-    t, since alpha_bar_0 = 1); where it acts, the product of the paper's clipped factors
-    max(f(s)/f(s - 1), 0.001)."""
-    grid = steps_down_from(t)
-    with mpmath.workdps(30):
-        levels = [paper_cosine_level(value, T, digits=30) for value in (*grid, grid[-1] - 1)]
-        factors = [level / previous for level, previous in zip(levels, levels[1:])]
-        ceiling = 1 - mpmath.mpf(999) / 1000
-        if all(1 - factor <= 1 - ceiling for factor in factors):
-            return levels[0] / levels[-1]           # alpha_bar_t / alpha_bar_{t-n}
-        return mpmath.fprod(max(factor, ceiling) for factor in factors)
-
-
 # The defining property of beta: the product of (1 - beta_s) over the steps s = t, t - 1, ...,
-# t - n + 1 (n = floor(t)), each beta_s from the output's own function, against the paper.
-# Up to 4000 factors, each good to a few ulps (1 - beta near the clip keeps 13 digits of
-# 0.001): ~1e-12 in all. rtol 1e-9 leaves room and is far below a 1% slip in any factor.
+# t - floor(t), each beta_s from the output's own function, is alpha_bar_t, here from the paper's
+# cosines (clipped where the clip acts). Up to 4001 factors, each good to a few ulps (1 - beta near
+# the clip keeps 13 digits of 0.001): ~1e-12 in all. rtol 1e-9 leaves room and is far below a 1% slip
+# in any factor. tests/test_schedules.py also holds the function's own alpha_bar to this product at
+# 1e-12 at every whole step.
 diffusion_cosine_schedule.add_check(IdentityCheck(
-    paper_step_product,
-    "beta: prod_s (1 - beta_s) over the steps down to t - floor(t), run in NumPy, against "
-    "alpha_bar_t/alpha_bar_{t - floor(t)} from the paper (mpmath; clipped factors where the clip acts)",
+    lambda t, T: float(paper_schedule(t, T)[0]),
+    "beta: prod_s (1 - beta_s) over the steps t, t - 1, ..., t - floor(t), run in NumPy, against "
+    "alpha_bar_t from the paper's cosines (mpmath; the clip where it acts)",
     output="beta", rtol=1e-9, using=product_of_step_factors))
 
 # --- the usual slips of the cosine schedule -------------------------------------------------------
@@ -250,7 +303,7 @@ diffusion_cosine_schedule.add_check(IdentityCheck(
 # The paper's f as candidate strings, with s = 0.008 exact (a decimal 0.008 is a binary float,
 # 1e-17 off, which shows near t = T where alpha_bar -> 0).
 F_T = "cos(((t/T + 8/1000)/(1 + 8/1000))*pi/2)"
-F_PREVIOUS = "cos((((t - 1)/T + 8/1000)/(1 + 8/1000))*pi/2)"
+F_PREVIOUS = "cos(((Max(t - 1, 0)/T + 8/1000)/(1 + 8/1000))*pi/2)"
 F_NEXT = "cos((((t + 1)/T + 8/1000)/(1 + 8/1000))*pi/2)"
 F_0 = "cos((8/1000)/(1 + 8/1000)*pi/2)"
 PAPER_ALPHA_BAR = f"({F_T}**2/{F_0}**2)"
@@ -258,6 +311,8 @@ PAPER_ALPHA_BAR = f"({F_T}**2/{F_0}**2)"
 diffusion_cosine_schedule.add_slip(f"{F_T}/{F_0}", "sqrt(alpha_bar) for alpha_bar", output="alpha_bar")
 diffusion_cosine_schedule.add_slip(f"{F_T}**2", "the f(0) normalisation missing", output="alpha_bar")
 diffusion_cosine_schedule.add_slip("cos(t/T*pi/2)**2", "the offset s missing", output="alpha_bar")
+diffusion_cosine_schedule.add_slip(PAPER_ALPHA_BAR, "f(t)/f(0) at every step: the clipped last step not chained "
+                                   "(alpha_bar_T = 0, not 0.001 alpha_bar_{T-1})", output="alpha_bar")
 diffusion_cosine_schedule.add_slip(f"1 - {F_T}**2/{F_PREVIOUS}**2", "no clip", output="beta")
 diffusion_cosine_schedule.add_slip(f"Min(1 - {F_T}**2/{F_PREVIOUS}**2, 0.9999)", "a clip at 0.9999",
                                    output="beta")
@@ -320,7 +375,149 @@ def log_linear_product(count, first, increment):
     return functions["falling"](count, first, -increment)
 
 
-time = sp.Symbol("t", positive=True)
+# --- DDPM's discrete linear schedule --------------------------------------------------------
+
+step_count = sp.Symbol("t", integer=True, nonnegative=True)      # a whole step, 0 = the data
+steps_total = sp.Symbol("T", integer=True, positive=True)
+beta_start = sp.Symbol("beta_start", positive=True)
+beta_end = sp.Symbol("beta_end", positive=True)
+factor_index = sp.Symbol("s", integer=True, positive=True)
+
+
+def linspace_beta(index):
+    """beta_s = beta_start + (s - 1)(beta_end - beta_start)/(T - 1): numpy.linspace(beta_start, beta_end, T)
+    at step s (DDPM's betas, Ho et al. 2020, Sec. 4)."""
+    return beta_start + (index - 1) * (beta_end - beta_start) / (steps_total - 1)
+
+
+def ddpm_product_mpmath(count, steps, first, last):
+    """prod_{s<=count} (1 - beta_s) of DDPM's linspace betas, factor by factor at the working precision
+    (the betas from the exact inputs, not their float64 linspace)."""
+    count, steps = int(count), int(steps)
+    first, last = mpmath.mpf(first), mpmath.mpf(last)
+    return mpmath.fprod(1 - (first + (index - 1) * (last - first) / (steps - 1)) for index in range(1, count + 1))
+
+
+def ddpm_product_at(digits, *arguments):
+    """:func:`ddpm_product_mpmath` at SymPy numbers, with ``digits`` of working precision."""
+    with mpmath.workdps(digits):
+        return ddpm_product_mpmath(*(_as_mpf(argument) for argument in arguments))
+
+
+def ddpm_product(count, steps, first, last):
+    """prod_{s=1}^{count} (1 - beta_s) for the linspace betas, unevaluated."""
+    return sp.Product(1 - (first + (factor_index - 1) * (last - first) / (steps - 1)), (factor_index, 1, count))
+
+
+# alpha_bar_t in closed form: SymPy's product of the linear factors, a power times a rising factorial
+# (a ratio of Gamma functions). Kept as a function of its own: its meaning, for proofs, is what SymPy's
+# product gives; at numbers it is evaluated factor by factor (mpmath), so the spot checks and the 50-digit
+# references never use the Gamma form, whose log-Gammas of ~5e5 cancel to the O(10) result.
+ddpm_level = special_function(
+    "ddpm_level", 4,
+    meaning=lambda count, steps, first, last: ddpm_product(count, steps, first, last).doit(),
+    numeric=lambda *arguments: sp.Float(ddpm_product_at(60, *arguments), 55),
+    mpmath=ddpm_product_mpmath, real=True,
+    latex=r"\left(-\delta\right)^{{{0}}} \left(\frac{{1 - \beta_{{\mathrm{{start}}}}}}{{-\delta}}\right)^{{({0})}}",
+    text="(-d)^{0} rf((1 - beta_start)/(-d), {0})",
+    doc="alpha_bar_t of DDPM's linear schedule, (-d)^t ((1 - beta_start)/(-d))^(t) (a rising factorial), "
+        "d = (beta_end - beta_start)/(T - 1): the product of (1 - beta_s) over the first t linspace betas.")
+
+diffusion_discrete_linear_schedule = Derivation(
+    "diffusion_discrete_linear_schedule",
+    sections=(7, 12),
+    title="DDPM's discrete linear noise schedule: alpha_bar_t, beta_t and the signal-to-noise ratio",
+    summary="betas = linspace(beta_start, beta_end, T) (DDPM: 1e-4 to 0.02, T = 1000); alpha_bar_t = "
+            "prod_{s<=t} (1 - beta_s) exactly (summed in log space); SNR = alpha_bar/(1 - alpha_bar); "
+            "whole steps 0 <= t <= T, step 0 the data.",
+    kind="denoising/score",
+    references=[DDPM + ", Sec. 4 (beta_t linear from 1e-4 to 0.02, T = 1000) and Eq. 4 (alpha_bar_t = "
+                       "prod_{s<=t} (1 - beta_s))", KINGMA],
+    params=[
+        Param(step_count, Count(1, 1000, zero_allowed=True),
+              "the step t, a whole number 0 <= t <= T (0 is the data: SNR infinite; not drawn, tested directly)"),
+        Param(steps_total, Count(2, 1000), "the number of steps T, a whole number >= 2"),
+        Param(beta_start, Positive(1e-5, 0.05), "the first step's variance beta_1, in (0, 1) (DDPM: 1e-4)"),
+        Param(beta_end, Positive(1e-3, 0.5), "the last step's variance beta_T, in (0, 1) (DDPM: 0.02)"),
+    ],
+    requires=[(step_count <= steps_total, "argument 't' must be <= T (the schedule ends at step T)"),
+              (beta_start < 1, "argument 'beta_start' must lie in (0.0, 1.0)"),
+              (beta_end < 1, "argument 'beta_end' must lie in (0.0, 1.0)")],
+    implementation="symgen.numerics.schedules:diffusion_discrete_linear_schedule",
+    returns="(alpha_bar, beta, snr), broadcast over the arguments",
+)
+
+(diffusion_discrete_linear_schedule
+ .define(ddpm_product(step_count, steps_total, beta_start, beta_end),
+         "definition (Ho et al. 2020, Eq. 4): alpha_bar_t = prod_{s<=t} (1 - beta_s), with DDPM's betas "
+         "beta_s = beta_start + (s - 1)(beta_end - beta_start)/(T - 1) (numpy.linspace); its closed form, a "
+         "ratio of Gamma functions, is derived by linear_schedule_product below, but its log-Gammas of ~5e5 "
+         "cancel to the O(10) result, so the product is summed in log space (symgen/numerics/schedules.py)",
+         output="alpha_bar",
+         doc="alpha_bar_t, the signal level after t steps (1 at t = 0)")
+ .step(ddpm_level(step_count, steps_total, beta_start, beta_end),
+       "SymPy's product of the linear factors 1 - beta_s = (1 - beta_start) - (s - 1) d, d = (beta_end - "
+       "beta_start)/(T - 1): (-d)^t ((1 - beta_start)/(-d))^(t), a rising factorial, i.e. a ratio of Gamma "
+       "functions"))
+previous_product = ddpm_product(step_count - 1, steps_total, beta_start, beta_end)
+current_product = ddpm_product(step_count, steps_total, beta_start, beta_end)
+(diffusion_discrete_linear_schedule
+ .define(sp.Piecewise((0, step_count < 1), (1 - current_product / previous_product, True)),
+         "definition: beta_t = 1 - alpha_bar_t/alpha_bar_{t-1}, the variance step t adds (Ho et al. 2020, Eq. 2); "
+         "0 at step 0 (no step)", output="beta", doc="beta_t, the variance added at step t")
+ .step(sp.Piecewise((0, step_count < 1), (linspace_beta(step_count), True)),
+       "the products differ by their last factor (SymPy): DDPM's beta_t, numpy.linspace(beta_start, beta_end, T) "
+       "at step t"))
+(diffusion_discrete_linear_schedule
+ .define(current_product / (1 - current_product),
+         "definition: SNR = alpha_bar/(1 - alpha_bar) (Kingma et al. 2021, Eq. 2), alpha_bar_t as above", output="snr",
+         doc="alpha_bar_t/(1 - alpha_bar_t) (infinite at t = 0)")
+ .step(ddpm_level(step_count, steps_total, beta_start, beta_end)
+       / (1 - ddpm_level(step_count, steps_total, beta_start, beta_end)),
+       "SymPy's product, as for alpha_bar; computed as alpha_bar/(-expm1(log alpha_bar)), no cancellation at "
+       "small t"))
+
+
+def ddpm_schedule_by_mpmath(t, T, beta_start, beta_end):
+    """(alpha_bar, beta, SNR) from the betas and their product at 50 digits."""
+    with mpmath.workdps(50):
+        level = ddpm_product_mpmath(t, T, beta_start, beta_end)
+        first, last = mpmath.mpf(beta_start), mpmath.mpf(beta_end)
+        beta = first + (int(t) - 1) * (last - first) / (int(T) - 1) if t >= 1 else mpmath.mpf(0)
+        return level, beta, level / (1 - level)
+
+
+def numpy_running_product(beta, t, T, beta_start, beta_end):
+    """numpy.cumprod(1 - betas) as DDPM's code computes alphas_cumprod, the betas from ``beta``, the
+    output's own function at every step 1..t."""
+    if t < 1:
+        return 1.0
+    steps = np.arange(1.0, t + 1)
+    return float(np.prod(1 - np.asarray(beta(t=steps, T=T, beta_start=beta_start, beta_end=beta_end))))
+
+
+# Deterministic: false-alarm probability 0. A product of up to 1000 factors in float64 is good to
+# ~1e-13; 1e-10 is room, and far below any slip (the continuous-time limit is 1e-4 off at step 1).
+for index, output in enumerate(("alpha_bar", "beta", "snr")):
+    diffusion_discrete_linear_schedule.add_check(IdentityCheck(
+        lambda index=index, **point: float(ddpm_schedule_by_mpmath(**point)[index]),
+        f"{output}: the linspace betas and their product, factor by factor at 50 digits (mpmath)",
+        output=output, rtol=1e-10, atol=1e-300))
+diffusion_discrete_linear_schedule.add_check(IdentityCheck(
+    lambda **point: float(ddpm_schedule_by_mpmath(**point)[0]),
+    "beta: numpy.cumprod(1 - beta_s) of the output's own betas (DDPM's alphas_cumprod) against the "
+    "50-digit product", output="beta", rtol=1e-10, using=numpy_running_product))
+
+# The continuous-time limit (diffusion_linear_schedule's alpha_bar at time t/T with beta_min = T beta_start,
+# beta_max = T beta_end): the slip the issue that asked for this schedule describes.
+diffusion_discrete_linear_schedule.add_slip(
+    "exp(-(beta_start*t + (beta_end - beta_start)*t**2/(2*T)))",
+    "the continuous-time limit for the discrete product", output="alpha_bar")
+diffusion_discrete_linear_schedule.add_slip(
+    "beta_start + t*(beta_end - beta_start)/(T - 1)", "the next step's beta (s for s - 1)", output="beta")
+
+
+time = sp.Symbol("time", positive=True)      # continuous time in [0, 1]; t is a step elsewhere
 beta_min = sp.Symbol("beta_min", positive=True)
 beta_max = sp.Symbol("beta_max", positive=True)
 u = sp.Symbol("u", positive=True)                    # integration variable
@@ -331,7 +528,7 @@ diffusion_linear_schedule = Derivation(
     sections=(7, 12),
     title="The linear noise schedule in continuous time: alpha_bar(t) and the signal-to-noise ratio",
     summary="alpha_bar(t) = exp(-int_0^t beta(u) du) for the noise rate beta(u) = beta_min + u (beta_max - "
-            "beta_min), t in (0, 1]: the limit of DDPM's linear schedule (T steps of variance from beta_min/T "
+            "beta_min), time in [0, 1]: the limit of DDPM's linear schedule (T steps of variance from beta_min/T "
             "to beta_max/T, step t T) as T grows; and SNR = alpha_bar/(1 - alpha_bar).",
     kind="denoising/score",
     references=[DDPM + ", Sec. 4 (beta_t linear from 1e-4 to 0.02, T = 1000) and Eq. 4",
@@ -340,7 +537,9 @@ diffusion_linear_schedule = Derivation(
                        "and their N -> infinity limit beta_min + t (beta_max - beta_min))",
                 KINGMA],
     params=[
-        Param(time, Interval(0.0, 1.0, high_closed=True, draw_low=1e-9), "time t in (0, 1] (DDPM's step t T)"),
+        # time = 0 (the data: alpha_bar = 1, SNR infinite) is accepted, not drawn; tests/test_schedules.py.
+        Param(time, Interval(0.0, 1.0, low_closed=True, high_closed=True, draw_low=1e-9),
+              "time in [0, 1] (DDPM's step t T; 0 is the data)"),
         Param(beta_min, Positive(1e-2, 1.0), "noise rate at t = 0 (0.1 for DDPM: T beta_1 = 1000 x 1e-4)"),
         Param(beta_max, Positive(1.0, 30.0), "noise rate at t = 1 (20 for DDPM: T beta_T = 1000 x 0.02)"),
     ],
@@ -364,11 +563,11 @@ LIMIT = ("definition: the limit of prod_{i <= t N} (1 - beta_i) for N steps of v
          "where exp(int beta) - 1 cancels"))
 
 
-def linear_by_quadrature(t, beta_min, beta_max):
+def linear_by_quadrature(time, beta_min, beta_max):
     """(alpha_bar, SNR) from the integral of the noise rate, by mpmath quadrature at 40 digits."""
     with mpmath.workdps(40):
         low, high = mpmath.mpf(beta_min), mpmath.mpf(beta_max)
-        integral = mpmath.quad(lambda v: low + v * (high - low), [0, mpmath.mpf(t)])
+        integral = mpmath.quad(lambda v: low + v * (high - low), [0, mpmath.mpf(time)])
         alpha_bar = mpmath.exp(-integral)
         return alpha_bar, alpha_bar / (1 - alpha_bar)
 
@@ -379,12 +578,12 @@ def linear_by_quadrature(t, beta_min, beta_max):
 RICHARDSON_STEPS = tuple(2 ** (12 + level) for level in range(5))
 
 
-def linear_by_ddpm_limit(t, beta_min, beta_max):
+def linear_by_ddpm_limit(time, beta_min, beta_max):
     """(alpha_bar, SNR) as the limit of DDPM's discrete schedule: the exact log-product of N steps of
     variance beta_i = beta_min/N + (i - 1)(beta_max - beta_min)/(N (N - 1)), up to step t N, from
     SymPy's product (Gamma functions, mpmath), Richardson-extrapolated to N -> infinity."""
     with mpmath.workdps(40):
-        low, high, when = mpmath.mpf(beta_min), mpmath.mpf(beta_max), mpmath.mpf(t)
+        low, high, when = mpmath.mpf(beta_min), mpmath.mpf(beta_max), mpmath.mpf(time)
         column = [log_linear_product(when * steps, 1 - low / steps, (high - low) / (steps * (steps - 1)))
                   for steps in RICHARDSON_STEPS]
         for level in range(1, len(column)):
@@ -409,8 +608,8 @@ for index, output in enumerate(("alpha_bar", "snr")):
 
 # --- the usual slips of the linear schedule ------------------------------------------------------
 
-INTEGRAL = "(beta_min*t + (beta_max - beta_min)*t**2/2)"       # int_0^t beta, as a candidate string
-diffusion_linear_schedule.add_slip("exp(-t*(beta_min + t*(beta_max - beta_min)))", "the 1/2 lost",
+INTEGRAL = "(beta_min*time + (beta_max - beta_min)*time**2/2)"       # int_0^t beta, as a candidate string
+diffusion_linear_schedule.add_slip("exp(-time*(beta_min + time*(beta_max - beta_min)))", "the 1/2 lost",
                                    output="alpha_bar")
 diffusion_linear_schedule.add_slip(f"exp(-{INTEGRAL}/2)", "sqrt(alpha_bar) (the SDE's mean factor)",
                                    output="alpha_bar")

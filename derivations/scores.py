@@ -169,8 +169,10 @@ score_mvn.add_slip("-cov*(x - loc)", "the covariance where its inverse belongs")
 xt = sp.Symbol("xt", real=True)
 x0 = sp.Symbol("x0", real=True)
 alpha_bar = sp.Symbol("alpha_bar", positive=True)
-# alpha_bar in (0, 1); draws stop 1e-12 short of 1, where the score's scale is 1e6/sqrt(...).
-ALPHA_BAR_OPEN = Interval(0.0, 1.0, draw_high=1 - 1e-12)
+# alpha_bar in [0, 1) (0: a zero-terminal-SNR schedule's last step, where the score is -x_t; at 1
+# the law is a point mass and has no score); draws from 1e-300 to 1e-12 short of 1, where the
+# score's scale is 1e6/sqrt(...).
+ALPHA_BAR_OPEN = Interval(0.0, 1.0, low_closed=True, draw_low=1e-300, draw_high=1 - 1e-12)
 
 score_diffusion = Derivation(
     "score_diffusion",
@@ -181,8 +183,8 @@ score_diffusion = Derivation(
     kind="denoising/score",
     references=[VINCENT, DDPM],
     params=[
-        Param(xt, Real(-10, 10), "the noisy value x_t"),
         Param(x0, Real(-10, 10), "the clean value x_0"),
+        Param(xt, Real(-10, 10), "the noisy value x_t"),
         Param(alpha_bar, ALPHA_BAR_OPEN, "signal level alpha_bar_t"),
     ],
     returns="the score of q(x_t | x_0) at xt, broadcast over the arguments",
@@ -204,7 +206,7 @@ score_diffusion = Derivation(
 STEIN_CONSTANT = 1e-4
 
 
-def stein_diffusion(rng, n, formula, xt, x0, alpha_bar):
+def stein_diffusion(rng, n, formula, x0, xt, alpha_bar):
     centre, spread = math.sqrt(alpha_bar) * x0, math.sqrt(1 - alpha_bar)
     normals = rng.standard_normal(n)
     draws = centre + spread * normals      # x_t ~ q(x_t | x_0), DDPM Eq. 4
@@ -214,7 +216,7 @@ def stein_diffusion(rng, n, formula, xt, x0, alpha_bar):
     return Controlled(stein_draws(draws, score, centre, spread, STEIN_CONSTANT), normals)
 
 
-def finite_difference_diffusion(xt, x0, alpha_bar):
+def finite_difference_diffusion(x0, xt, alpha_bar):
     """Central difference of log q(x_t | x_0) = log N(x_t; sqrt(alpha_bar) x0, 1 - alpha_bar), at
     50 digits from the exact float inputs (mpmath). In float64 (scipy) x_t +- step rounds to an
     ulp of x_t, and sqrt(alpha_bar) x0 to an ulp of x0: at x_t = x0 = 10, alpha_bar = 1 - 1e-12
@@ -246,6 +248,7 @@ score_diffusion.add_slip("-(xt - sqrt(alpha_bar)*x0)/sqrt(1 - alpha_bar)",
                          "the noise eps itself, not eps/sqrt(1 - alpha_bar)")
 score_diffusion.add_slip("(xt - sqrt(alpha_bar)*x0)/(1 - alpha_bar)", "the sign flipped")
 score_diffusion.add_slip("-(xt - alpha_bar*x0)/(1 - alpha_bar)", "alpha_bar where sqrt(alpha_bar) belongs")
+score_diffusion.add_slip("-(x0 - sqrt(alpha_bar)*xt)/(1 - alpha_bar)", "x_0 and x_t swapped")
 
 
 # --- Tweedie's formula for Gaussian data ------------------------------------------------------

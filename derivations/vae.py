@@ -225,7 +225,7 @@ chain = vae_linear_gaussian_posterior.define(
     lambda: elbo_optimum()[loc],
     "definition: p(z | x) maximises the ELBO (the gap is KL(q || p(z | x))); it is Gaussian, so SymPy "
     "solves dELBO/dloc = dELBO/dscale = 0 for it",
-    output="loc", doc="posterior mean E[z | x]")
+    output="mean", doc="posterior mean E[z | x]")
 chain.step(
     lambda previous: sp.solve(sp.diff(log_joint, z), z)[0],
     "the mean of a Gaussian is its mode: the stationary point of log p(z) + log p(x | z)")
@@ -266,14 +266,14 @@ def weighted_posterior_residual(rng, n, x, w, b, s, formula):
 
 
 vae_linear_gaussian_posterior.add_check(IdentityCheck(
-    posterior_mean_by_quadrature, "E[z | x] by adaptive quadrature of Bayes' rule", output="loc",
+    posterior_mean_by_quadrature, "E[z | x] by adaptive quadrature of Bayes' rule", output="mean",
     rtol=1e-9, atol=1e-12))
 # 20_000 draws: with weights this flat the control variates leave ~rounding, and the check
 # resolves ~1e-12 / |loc| of loc (200_000 draws from the prior resolved 1e-3 to 27%).
 vae_linear_gaussian_posterior.add_check(MeanCheck(
     weighted_posterior_residual,
     "E_{p(z)}[(z - loc) p(x | z)] = 0 by importance sampling around the numerically found peak",
-    output="loc", target=lambda **params: 0.0, applies_formula=True, samples=20_000, batches=200))
+    output="mean", target=lambda **params: 0.0, applies_formula=True, samples=20_000, batches=200))
 vae_linear_gaussian_posterior.add_check(IdentityCheck(
     posterior_var_by_quadrature, "Var[z | x] by adaptive quadrature of Bayes' rule", output="var",
     rtol=1e-9))

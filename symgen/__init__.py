@@ -14,7 +14,20 @@ __version__ = "0.1.0"
 
 _ENGINE_FUNCTIONS = ("check", "derivation", "derivations", "verify")
 
-__all__ = [*_formulas.__all__, *_ENGINE_FUNCTIONS]
+# Written by hand, for arrays of any size, each tested against the proved small case of its
+# derivation (tests/test_general_layers.py, tests/test_frechet_features.py) and against 50-digit
+# references: name -> the module that defines it (NumPy only).
+_ARRAY_FUNCTIONS = {
+    "autoregressive_categorical_logpmf": "symgen.numerics.sequences",
+    "affine_coupling_logpdf": "symgen.numerics.flow_layers",
+    "elementwise_affine_logpdf": "symgen.numerics.flow_layers",
+    "linear_flow_logpdf": "symgen.numerics.flow_layers",
+    "planar_flow_logdet": "symgen.numerics.flow_layers",
+    "frechet_distance_from_features": "symgen.numerics.frechet_features",
+    "diffusion_schedule_table": "symgen.numerics.schedule_table",
+}
+
+__all__ = [*_formulas.__all__, *_ARRAY_FUNCTIONS, *_ENGINE_FUNCTIONS]
 
 
 def __getattr__(name):
@@ -22,6 +35,12 @@ def __getattr__(name):
     # function loads the engine.
     if name in _formulas.TOPIC:
         value = getattr(_formulas, name)
+        globals()[name] = value
+        return value
+    if name in _ARRAY_FUNCTIONS:
+        import importlib
+
+        value = getattr(importlib.import_module(_ARRAY_FUNCTIONS[name]), name)
         globals()[name] = value
         return value
     if name in _ENGINE_FUNCTIONS:

@@ -207,7 +207,7 @@ def test_vpsde_marginal_is_the_ddpm_marginal_at_its_signal_level():
 def test_vpsde_variance_at_small_times():
     # 1 - exp(-int beta) cancels at small t; the expm1 form keeps every digit.
     for t in (1e-12, 1e-9, 1e-6):
-        point = dict(x0=1.0, t=t, beta_min=0.1, beta_max=20.0)
+        point = dict(x0=1.0, time=t, beta_min=0.1, beta_max=20.0)
         expected = reference("diffusion_vpsde_marginal", "var", point)
         assert relative_error(diffusion_vpsde_marginal(**point).var, expected) <= 1e-12
         textbook = 1 - math.exp(-(0.1 * t + 19.9 * t**2 / 2))
@@ -235,7 +235,7 @@ def test_broadcasting_follows_numpy():
     assert mean[4, 2] == diffusion_posterior(1.0, 0.0, 0.45, 0.9).mean
 
 
-@pytest.mark.parametrize("alpha_bar", [0.0, -0.2, 1.5, np.nan, np.inf])
+@pytest.mark.parametrize("alpha_bar", [-1e-300, -0.2, 1.5, np.nan, np.inf])
 def test_diffusion_marginal_rejects_alpha_bar_outside_0_1(alpha_bar):
     with pytest.raises(ValueError, match=r"diffusion_marginal: argument 'alpha_bar' must"):
         diffusion_marginal(1.0, alpha_bar)
@@ -245,7 +245,7 @@ def test_diffusion_marginal_rejects_alpha_bar_outside_0_1(alpha_bar):
     ((0.0, 0.0, 0.5, 0.4), "argument 'alpha_bar_prev' must be >= alpha_bar_t"),
     ((0.0, 0.0, np.array([0.2, 0.5]), 0.3), "argument 'alpha_bar_prev' must be >= alpha_bar_t"),
     ((0.0, 0.0, 1.0, 1.0), "argument 'alpha_bar_t' must lie in"),
-    ((0.0, 0.0, 0.0, 0.5), "argument 'alpha_bar_t' must lie in"),
+    ((0.0, 0.0, -0.1, 0.5), "argument 'alpha_bar_t' must lie in"),
     ((0.0, 0.0, 0.5, 1.2), "argument 'alpha_bar_prev' must lie in"),
     ((np.nan, 0.0, 0.5, 0.6), "argument 'x0' must be finite"),
     ((0.0, np.inf, 0.5, 0.6), "argument 'xt' must be finite"),
@@ -259,8 +259,8 @@ def test_diffusion_posterior_rejects_bad_arguments(arguments, message):
     (lambda: diffusion_optimal_eps(0.0, 0.0, 0.0, 1.0), "diffusion_optimal_eps: argument 'alpha_bar' must lie in"),
     (lambda: diffusion_optimal_eps(0.0, 0.5, 0.0, 0.0), "diffusion_optimal_eps: argument 'scale' must be positive"),
     (lambda: diffusion_predictions(0.0, 0.0, 0.1), "diffusion_predictions: argument 'alpha_bar' must lie in"),
-    (lambda: diffusion_vpsde_marginal(0.0, 1.5, 0.1, 20.0), "diffusion_vpsde_marginal: argument 't' must lie in"),
-    (lambda: diffusion_vpsde_marginal(0.0, 0.0, 0.1, 20.0), "diffusion_vpsde_marginal: argument 't' must lie in"),
+    (lambda: diffusion_vpsde_marginal(0.0, 1.5, 0.1, 20.0), "diffusion_vpsde_marginal: argument 'time' must lie in"),
+    (lambda: diffusion_vpsde_marginal(0.0, -0.1, 0.1, 20.0), "diffusion_vpsde_marginal: argument 'time' must lie in"),
     (lambda: diffusion_vpsde_marginal(0.0, 0.5, -0.1, 20.0), "diffusion_vpsde_marginal: argument 'beta_min' must be"),
 ])
 def test_other_bad_arguments(call, message):
@@ -373,3 +373,27 @@ def test_the_controlled_conditional_statistics_are_calibrated_where_the_controls
         t_var.append((variance - noise_sd**2) / variance_se)
     for t_values in (t_mean, t_var):
         assert stats.kstest(t_values, stats.t(49).cdf).pvalue > 1e-6
+
+
+# --- the predictions implied by a v prediction ---------------------------------------------------
+
+from symgen import diffusion_predictions_from_v  # noqa: E402
+
+
+def test_v_predictions_invert_the_eps_ones():
+    """diffusion_predictions gives v from eps; diffusion_predictions_from_v gives eps (and x_0) back."""
+    rng = np.random.default_rng(5)
+    xt, alpha_bar, eps = rng.normal(size=50), rng.uniform(0.01, 0.99, 50), rng.normal(size=50)
+    implied = diffusion_predictions(xt, alpha_bar, eps)
+    back = diffusion_predictions_from_v(xt, alpha_bar, implied.v)
+    np.testing.assert_allclose(back.eps, eps, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(back.x0, implied.x0, rtol=1e-12, atol=1e-13)
+
+
+def test_v_predictions_at_both_ends():
+    """alpha_bar = 0 (zero terminal SNR): x_t is the noise and v = -x_0, where an eps prediction
+    says nothing about x_0 (diffusion_predictions rejects it); alpha_bar = 1: x_t is the data."""
+    assert tuple(diffusion_predictions_from_v(0.7, 0.0, -1.5)) == (1.5, 0.7)
+    assert tuple(diffusion_predictions_from_v(0.7, 1.0, -1.5)) == (0.7, -1.5)
+    with pytest.raises(ValueError, match="diffusion_predictions: argument 'alpha_bar' must lie in"):
+        diffusion_predictions(0.7, 0.0, 0.1)

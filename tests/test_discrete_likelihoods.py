@@ -25,8 +25,8 @@ from symgen.engine.mutants import mutants
 from symgen.engine.runner import formula_function
 
 
-NAMES = ["autoregressive_categorical_logpmf", "bits_per_dim", "perplexity", "discretized_gaussian_logpmf"]
-autoregressive_categorical_logpmf, bits_per_dim, perplexity, discretized_gaussian_logpmf = (
+NAMES = ["autoregressive_categorical_logpmf_2x3", "bits_per_dim", "perplexity", "discretized_gaussian_logpmf"]
+autoregressive_categorical_logpmf_2x3, bits_per_dim, perplexity, discretized_gaussian_logpmf = (
     formula_function(symgen.derivation(name)) for name in NAMES)
 DRAFT = symgen.derivation(NAMES[0]).module      # the derivation module: its symbols and helpers
 
@@ -74,7 +74,7 @@ logits_up_to_700 = st.fixed_dictionaries({name: st.floats(-700.0, 700.0) for nam
 @settings(max_examples=60)
 @given(logits=logits_up_to_700)
 def test_all_nine_sequences_sum_to_one_for_logits_up_to_700(logits):
-    logp = autoregressive_categorical_logpmf(*PAIRS.T, **logits)
+    logp = autoregressive_categorical_logpmf_2x3(*PAIRS.T, **logits)
     assert np.all(np.isfinite(logp))
     assert abs(math.fsum(np.exp(logp)) - 1) <= 1e-14
 
@@ -86,7 +86,7 @@ def test_matches_mpmath_for_logits_up_to_700(logits, x1, x2):
     found = symgen.derivation(NAMES[0])
     point = dict(x1=x1, x2=x2, **logits)
     reference = reference_value(found, found.output().closed_form, point)
-    assert relative_error(autoregressive_categorical_logpmf(**point), reference) <= 1e-12
+    assert relative_error(autoregressive_categorical_logpmf_2x3(**point), reference) <= 1e-12
 
 
 def test_the_textbook_form_overflows_and_cancels_where_the_stable_one_does_not():
@@ -97,19 +97,19 @@ def test_the_textbook_form_overflows_and_cancels_where_the_stable_one_does_not()
     assert 700.0 - np.log(np.exp(700.0) + 1.0 + np.exp(-700.0)) == 0.0
     reference = reference_value(found, found.output().closed_form, point)
     assert float(reference) == pytest.approx(-2 * math.exp(-700), rel=1e-12)
-    assert relative_error(autoregressive_categorical_logpmf(**point), reference) <= 1e-12
+    assert relative_error(autoregressive_categorical_logpmf_2x3(**point), reference) <= 1e-12
     # Logits of 710: the textbook sum of exponentials overflows.
     point.update(a0=710.0, a1=705.0)
     with np.errstate(over="ignore"):
         assert np.isinf(np.log(np.exp(710.0) + np.exp(705.0) + np.exp(-700.0)))
     reference = reference_value(found, found.output().closed_form, point)
-    assert relative_error(autoregressive_categorical_logpmf(**point), reference) <= 1e-12
+    assert relative_error(autoregressive_categorical_logpmf_2x3(**point), reference) <= 1e-12
 
 
 def test_the_chain_rule_by_hand():
     for x1, x2 in PAIRS:
         expected = np.log(probability_by_hand(x1, x2, LOGITS))
-        assert autoregressive_categorical_logpmf(x1, x2, **LOGITS) == pytest.approx(expected, rel=1e-14)
+        assert autoregressive_categorical_logpmf_2x3(x1, x2, **LOGITS) == pytest.approx(expected, rel=1e-14)
 
 
 def test_gumbel_max_ancestral_frequencies_by_chi_square():
@@ -117,17 +117,17 @@ def test_gumbel_max_ancestral_frequencies_by_chi_square():
     800, so the chi-square(8) approximation holds at this level: false alarm 1e-6."""
     draws = DRAFT.gumbel_max_samples(np.random.default_rng(11), 200_000, **LOGITS)
     counts = np.bincount(draws[:, 0] * 3 + draws[:, 1], minlength=9)
-    expected = 200_000 * np.exp(autoregressive_categorical_logpmf(*PAIRS.T, **LOGITS))
+    expected = 200_000 * np.exp(autoregressive_categorical_logpmf_2x3(*PAIRS.T, **LOGITS))
     assert expected.min() > 800
     assert stats.chisquare(counts, expected).pvalue > 1e-6
 
 
 def test_float32_and_broadcasting():
     f32 = {name: np.float32(value) for name, value in LOGITS.items()}
-    assert autoregressive_categorical_logpmf(np.float32(2), np.float32(1), **f32).dtype == np.float32
-    assert autoregressive_categorical_logpmf(*PAIRS.T, **LOGITS).shape == (9,)
+    assert autoregressive_categorical_logpmf_2x3(np.float32(2), np.float32(1), **f32).dtype == np.float32
+    assert autoregressive_categorical_logpmf_2x3(*PAIRS.T, **LOGITS).shape == (9,)
     batch = dict(LOGITS, a0=np.linspace(-3, 3, 5)[:, None])
-    assert autoregressive_categorical_logpmf(PAIRS[:, 0], PAIRS[:, 1], **batch).shape == (5, 9)
+    assert autoregressive_categorical_logpmf_2x3(PAIRS[:, 0], PAIRS[:, 1], **batch).shape == (5, 9)
 
 
 @pytest.mark.parametrize("change, message", [
@@ -140,8 +140,8 @@ def test_float32_and_broadcasting():
 def test_values_outside_the_categories_and_non_finite_logits_are_rejected(change, message):
     arguments = dict(x1=1.0, x2=2.0, **LOGITS)
     arguments.update(change)
-    with pytest.raises(ValueError, match=rf"autoregressive_categorical_logpmf: {message}"):
-        autoregressive_categorical_logpmf(**arguments)
+    with pytest.raises(ValueError, match=rf"autoregressive_categorical_logpmf_2x3: {message}"):
+        autoregressive_categorical_logpmf_2x3(**arguments)
 
 
 # --- bits per dimension and perplexity -------------------------------------------------------
@@ -153,7 +153,7 @@ def test_units_of_a_sequence_sampled_from_the_categorical_model():
     first = softmax([LOGITS[f"a{k}"] for k in range(3)])
     rows = [softmax([LOGITS[f"b{j}{k}"] for k in range(3)]) for j in range(3)]
     probabilities = np.array([[first[x1], rows[x1][x2]] for x1, x2 in pairs]).ravel()
-    nll = -math.fsum(autoregressive_categorical_logpmf(pairs[:, 0], pairs[:, 1], **LOGITS))
+    nll = -math.fsum(autoregressive_categorical_logpmf_2x3(pairs[:, 0], pairs[:, 1], **LOGITS))
     tokens = probabilities.size
     assert bits_per_dim(nll, tokens) == pytest.approx(-np.log2(probabilities).sum() / tokens, rel=1e-12)
     geometric_mean = np.exp(np.mean(np.log(probabilities)))

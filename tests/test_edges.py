@@ -23,7 +23,7 @@ import symgen
 from single_check import samples_refutation
 from symgen.engine.api import parse_candidate
 from symgen.engine.checks import MAX_EVALUATIONS, Outcome
-from symgen.engine.domains import (EDGE_DISTANCE, Count, Covariance, Interval, NonNegative, NonZero, OneOf,
+from symgen.engine.domains import (Count, Covariance, Interval, NonNegative, NonZero, OneOf,
                                    Positive, Real, Vector)
 from symgen.engine.runner import (ANCHOR_POINTS, edge_points, formula_values, onto_boundary, parameter_strategy,
                                   run_check)
@@ -88,7 +88,9 @@ def test_alpha_bar_is_evaluated_within_1e_12_of_both_ends():
     recorder = Recorder(outputs=("mean",))
     report = run_check(found, recorder, formula_values(found), examples=5)
     levels = [point["alpha_bar"] for point in recorder.points]
-    assert {EDGE_DISTANCE, 1 - 1e-12} <= set(levels) and max(levels) == 1 - 1e-12
+    # alpha_bar in [0, 1]: drawn from 1e-300 (0 itself, pure noise, is tested directly in
+    # tests/test_schedules.py) to 1e-12 short of 1.
+    assert {1e-300, 1 - 1e-12} <= set(levels) and max(levels) == 1 - 1e-12
     # Every edge point is among the evaluated ones, within the false-alarm budget.
     evaluated = {tuple(sorted(point.items())) for point in recorder.points}
     assert all(tuple(sorted(point.items())) in evaluated for point in edge_points(found))
@@ -98,7 +100,7 @@ def test_alpha_bar_is_evaluated_within_1e_12_of_both_ends():
 def test_the_time_near_zero_and_the_scales_at_their_bounds_are_evaluated():
     found = symgen.derivation("diffusion_vpsde_marginal")
     points = edge_points(found)
-    assert min(point["t"] for point in points) == 1e-9 and max(point["t"] for point in points) == 1.0
+    assert min(point["time"] for point in points) == 1e-9 and max(point["time"] for point in points) == 1.0
     assert {1e-2, 1.0} <= {point["beta_min"] for point in points}
     assert {1.0, 30.0} <= {point["beta_max"] for point in points}
 
@@ -119,7 +121,7 @@ def exact(value):
 def test_the_planar_flow_is_evaluated_on_its_invertibility_boundary():
     # u^T w = -1 exactly as far as the floats allow, and never below in exact arithmetic
     # (the 50-digit reference evaluates the exact sum).
-    points = edge_points(symgen.derivation("planar_flow_logdet"))
+    points = edge_points(symgen.derivation("planar_flow_logdet_2d"))
     sums = [exact(p["u1"]) * exact(p["w1"]) + exact(p["u2"]) * exact(p["w2"]) for p in points]
     assert all(total >= -1 for total in sums)
     assert any(total + 1 < Fraction(1, 10**15) for total in sums)
@@ -137,13 +139,13 @@ def test_a_non_strict_boundary_is_reached_and_a_strict_one_approached_to_1e_12()
 
 def test_a_point_that_cannot_move_onto_a_boundary_is_left_out():
     # A != requirement: the segment only grazes its excluded set.
-    found = symgen.derivation("elementwise_affine_logpdf")
+    found = symgen.derivation("elementwise_affine_logpdf_2d")
     inside = edge_points(found)[0]
     assert onto_boundary(found, inside, {**inside, "a1": 0.0}) is None
 
 
 def test_hypothesis_draws_edges_and_boundaries_too():
-    found = symgen.derivation("planar_flow_logdet")
+    found = symgen.derivation("planar_flow_logdet_2d")
     drawn = []
 
     @settings(max_examples=200, derandomize=True, database=None, deadline=None)
@@ -200,7 +202,7 @@ EDGE_MUTANTS = [
     ("score_diffusion", f"(sqrt(alpha_bar)*x0 - xt)/(1 - alpha_bar)*{ONE_PERCENT_ABOVE.format('alpha_bar')}",
      lambda p: p["alpha_bar"] > 0.99),
     # Off by 0.01 only within 1% of the invertibility boundary u^T w = -1.
-    ("planar_flow_logdet", f"{PLANAR} + Piecewise((1/100, u1*w1 + u2*w2 < -99/100), (0, True))",
+    ("planar_flow_logdet_2d", f"{PLANAR} + Piecewise((1/100, u1*w1 + u2*w2 < -99/100), (0, True))",
      lambda p: p["u1"] * p["w1"] + p["u2"] * p["w2"] < -0.99),
 ]
 

@@ -24,7 +24,7 @@ from symgen.engine.evaluate import reference_value
 from symgen.engine.runner import expression_values, formula_function, parameter_strategy, run_check
 
 
-NAMES = ["affine_coupling_logpdf", "planar_flow_logdet", "linear_flow_logpdf", "elementwise_affine_logpdf"]
+NAMES = ["affine_coupling_logpdf_2d", "planar_flow_logdet_2d", "linear_flow_logpdf_2d", "elementwise_affine_logpdf_2d"]
 EPS = 2.0**-52
 
 
@@ -33,10 +33,10 @@ def function(name):
     return formula_function(symgen.derivation(name))
 
 
-affine_coupling_logpdf = function("affine_coupling_logpdf")
-planar_flow_logdet = function("planar_flow_logdet")
-linear_flow_logpdf = function("linear_flow_logpdf")
-elementwise_affine_logpdf = function("elementwise_affine_logpdf")
+affine_coupling_logpdf_2d = function("affine_coupling_logpdf_2d")
+planar_flow_logdet_2d = function("planar_flow_logdet_2d")
+linear_flow_logpdf_2d = function("linear_flow_logpdf_2d")
+elementwise_affine_logpdf_2d = function("elementwise_affine_logpdf_2d")
 
 
 def closed_form_reference(name, point):
@@ -56,7 +56,7 @@ def test_the_proofs_take_seconds_not_minutes(name):
 
 
 def test_planar_steps_are_decided_by_expand():
-    for step in symgen.derivation("planar_flow_logdet").prove().output().steps[1:]:
+    for step in symgen.derivation("planar_flow_logdet_2d").prove().output().steps[1:]:
         assert "by expand" in step.proof
 
 
@@ -64,7 +64,7 @@ def test_the_planar_flow_tanh_is_tanh():
     # tanh(s) = 2/(1 + e^(-2 s)) - 1, the form the planar derivation writes tanh in:
     # SymPy's own rewrite of tanh through exponentials, then rational simplification.
     s = sp.Symbol("s", real=True)
-    module = symgen.derivation("planar_flow_logdet").module
+    module = symgen.derivation("planar_flow_logdet_2d").module
     assert sp.cancel((module.tanh_through_exp(s) - sp.tanh(s)).rewrite(sp.exp)) == 0
 
 
@@ -73,14 +73,14 @@ def test_sympy_finds_the_inverses_and_triangular_jacobian():
                        sp.symbols("x1 x2 s_weight s_bias t_weight t_bias w11 w12 w21 w22 b1 b2", real=True)))
     x = (2.0, 0.5)
     # The coupling: z2 = (x2 - t(x1)) exp(-s(x1)) (RealNVP Section 3.3), dT/dz triangular.
-    coupling = symgen.derivation("affine_coupling_logpdf").module
+    coupling = symgen.derivation("affine_coupling_logpdf_2d").module
     assert jacobian(coupling.coupling_forward, coupling.LATENT).is_lower
     values = {symbols[name]: value for name, value in zip(("x1", "x2", "s_weight", "s_bias", "t_weight", "t_bias"),
                                                           (*x, 0.3, -0.2, 1.1, 0.4))}
     z = [float(component.subs(values)) for component in coupling.inverse_of(coupling.coupling_forward)]
     np.testing.assert_allclose(z, [2.0, (0.5 - 1.1 * 2.0 - 0.4) * math.exp(-(0.3 * 2.0 - 0.2))], rtol=1e-14)
     # The linear layer: z = W^-1 (x - b).
-    linear = symgen.derivation("linear_flow_logpdf").module
+    linear = symgen.derivation("linear_flow_logpdf_2d").module
     w, shift = np.array([[1.5, 0.3], [-0.2, -0.7]]), np.array([0.4, -1.0])
     values = {symbols[name]: value for name, value in zip(("w11", "w12", "w21", "w22", "b1", "b2", "x1", "x2"),
                                                           (*w.ravel(), *shift, *x))}
@@ -102,18 +102,18 @@ def declared_slip(name, description):
 
 
 def test_the_missing_absolute_value_fails_exactly_where_det_w_is_negative():
-    result = symgen.check("linear_flow_logpdf", declared_slip("linear_flow_logpdf", "log-det without the absolute value"))
+    result = symgen.check("linear_flow_logpdf_2d", declared_slip("linear_flow_logpdf_2d", "log-det without the absolute value"))
     point = result.counterexample.point
     assert point["w11"] * point["w22"] - point["w12"] * point["w21"] < 0
 
 
 RIGHT_IN_OTHER_WORDS = {
     # The paper's form, with tanh: the draft's own h' = 1 - tanh^2.
-    "planar_flow_logdet": [f"log(1 + (1 - tanh{PLANAR_A}**2)*{PLANAR_C})",
+    "planar_flow_logdet_2d": [f"log(1 + (1 - tanh{PLANAR_A}**2)*{PLANAR_C})",
                            f"log(1 + {PLANAR_C}/cosh{PLANAR_A}**2)"],
     # log|det W| = log det(W^T W)/2, with det(W^T W) as the Gram determinant.
-    "linear_flow_logpdf": [LINEAR + " - log((w11**2 + w21**2)*(w12**2 + w22**2) - (w11*w12 + w21*w22)**2)/2"],
-    "affine_coupling_logpdf": ["log(exp(-x1**2/2)*exp(-((x2 - t_weight*x1 - t_bias)/exp(" + S + "))**2/2)"
+    "linear_flow_logpdf_2d": [LINEAR + " - log((w11**2 + w21**2)*(w12**2 + w22**2) - (w11*w12 + w21*w22)**2)/2"],
+    "affine_coupling_logpdf_2d": ["log(exp(-x1**2/2)*exp(-((x2 - t_weight*x1 - t_bias)/exp(" + S + "))**2/2)"
                                "/(2*pi*exp(" + S + ")))"],
 }
 RIGHT_CASES = [(name, form) for name, forms in RIGHT_IN_OTHER_WORDS.items() for form in forms]
@@ -128,10 +128,10 @@ def test_the_right_formula_in_other_words_is_verified(name, form):
 # --- the empirical checks' power: candidates 0.1% off, each check on its own ------------
 
 TEXTBOOK = {
-    "affine_coupling_logpdf": f"-x1**2/2 - (x2 - t_weight*x1 - t_bias)**2*exp(-2*{S})/2 - {S} - log(2*pi)",
-    "linear_flow_logpdf": f"{LINEAR} - log(Abs{DET_W})",
-    "elementwise_affine_logpdf": "-((x1 - b1)/a1)**2/2 - ((x2 - b2)/a2)**2/2 - log(Abs(a1)) - log(Abs(a2)) - log(2*pi)",
-    "planar_flow_logdet": f"log(1 + (1 - tanh{PLANAR_A}**2)*{PLANAR_C})",
+    "affine_coupling_logpdf_2d": f"-x1**2/2 - (x2 - t_weight*x1 - t_bias)**2*exp(-2*{S})/2 - {S} - log(2*pi)",
+    "linear_flow_logpdf_2d": f"{LINEAR} - log(Abs{DET_W})",
+    "elementwise_affine_logpdf_2d": "-((x1 - b1)/a1)**2/2 - ((x2 - b2)/a2)**2/2 - log(Abs(a1)) - log(Abs(a2)) - log(2*pi)",
+    "planar_flow_logdet_2d": f"log(1 + (1 - tanh{PLANAR_A}**2)*{PLANAR_C})",
 }
 
 
@@ -144,7 +144,7 @@ def run_alone(name, kind, candidate, examples):
     return run_check(found, check, values, examples=examples, shrink=False)
 
 
-@pytest.mark.parametrize("name", ["affine_coupling_logpdf", "linear_flow_logpdf", "elementwise_affine_logpdf"])
+@pytest.mark.parametrize("name", ["affine_coupling_logpdf_2d", "linear_flow_logpdf_2d", "elementwise_affine_logpdf_2d"])
 @pytest.mark.parametrize("off", ["({})*1.001", "{} + 0.001", "{} - 0.001"])
 def test_the_box_check_alone_refutes_a_density_a_tenth_of_a_percent_off_by_its_mass(name, off):
     # p^1.001 or p e^(+-0.001): a shape the box counts (resolution ~5%) cannot tell from p,
@@ -154,7 +154,7 @@ def test_the_box_check_alone_refutes_a_density_a_tenth_of_a_percent_off_by_its_m
     assert report.failure.estimate == 1.0 and abs(report.failure.value - 1) > 1e-4   # the mass decided
 
 
-@pytest.mark.parametrize("name", ["affine_coupling_logpdf", "linear_flow_logpdf", "elementwise_affine_logpdf"])
+@pytest.mark.parametrize("name", ["affine_coupling_logpdf_2d", "linear_flow_logpdf_2d", "elementwise_affine_logpdf_2d"])
 def test_the_box_check_alone_verifies_the_closed_form_with_its_mass_to_1e_9(name):
     report = run_alone(name, BoxCheck, TEXTBOOK[name], examples=1)
     assert report.passed, report.failure
@@ -190,16 +190,16 @@ def test_the_mass_is_not_tested_where_the_candidate_underflows_around_the_start(
 
 def test_the_change_of_variables_check_alone_refutes_a_log_det_a_tenth_of_a_percent_off():
     # Each draw is the trapezoidal rule on a shifted grid, exact to ~1e-14: resolution ~1e-12.
-    assert not run_alone("planar_flow_logdet", MeanCheck, f"({TEXTBOOK['planar_flow_logdet']})*1.001",
+    assert not run_alone("planar_flow_logdet_2d", MeanCheck, f"({TEXTBOOK['planar_flow_logdet_2d']})*1.001",
                          examples=3).passed
-    right = run_alone("planar_flow_logdet", MeanCheck, TEXTBOOK["planar_flow_logdet"], examples=1)
+    right = run_alone("planar_flow_logdet_2d", MeanCheck, TEXTBOOK["planar_flow_logdet_2d"], examples=1)
     assert right.passed and right.resolution <= 1e-10
 
 
 def test_each_shifted_grid_is_the_change_of_variables_integral_to_rounding():
-    module = symgen.derivation("planar_flow_logdet").module
+    module = symgen.derivation("planar_flow_logdet_2d").module
     flow = dict(u1=-0.625, u2=-0.625, w1=0.8, w2=0.8, bias=0.3)      # u^T w = -1: the edge
-    draws = module.planar_change_of_variables(np.random.default_rng(4), 8, lambda **point: planar_flow_logdet(
+    draws = module.planar_change_of_variables(np.random.default_rng(4), 8, lambda **point: planar_flow_logdet_2d(
         **point), z1=0.0, z2=0.0, **flow)
     np.testing.assert_allclose(draws, 1.0, rtol=0, atol=1e-13)
 
@@ -251,10 +251,10 @@ def rounding_size_elementwise(x1, x2, a1, a2, b1, b2):
 
 
 ROUNDING_SIZES = {
-    "affine_coupling_logpdf": rounding_size_coupling,
-    "planar_flow_logdet": rounding_size_planar,
-    "linear_flow_logpdf": rounding_size_linear,
-    "elementwise_affine_logpdf": rounding_size_elementwise,
+    "affine_coupling_logpdf_2d": rounding_size_coupling,
+    "planar_flow_logdet_2d": rounding_size_planar,
+    "linear_flow_logpdf_2d": rounding_size_linear,
+    "elementwise_affine_logpdf_2d": rounding_size_elementwise,
 }
 
 
@@ -266,34 +266,34 @@ def assert_accurate(name, point):
 
 
 @settings(max_examples=60)
-@given(point=parameter_strategy(symgen.derivation("affine_coupling_logpdf")))
+@given(point=parameter_strategy(symgen.derivation("affine_coupling_logpdf_2d")))
 def test_coupling_matches_mpmath_over_the_domain(point):
-    assert_accurate("affine_coupling_logpdf", point)
+    assert_accurate("affine_coupling_logpdf_2d", point)
 
 
 @settings(max_examples=60)
-@given(point=parameter_strategy(symgen.derivation("planar_flow_logdet")))
+@given(point=parameter_strategy(symgen.derivation("planar_flow_logdet_2d")))
 def test_planar_matches_mpmath_over_the_domain(point):
-    assert_accurate("planar_flow_logdet", point)
+    assert_accurate("planar_flow_logdet_2d", point)
 
 
 @settings(max_examples=60)
-@given(point=parameter_strategy(symgen.derivation("linear_flow_logpdf")))
+@given(point=parameter_strategy(symgen.derivation("linear_flow_logpdf_2d")))
 def test_linear_matches_mpmath_over_the_domain(point):
-    assert_accurate("linear_flow_logpdf", point)
+    assert_accurate("linear_flow_logpdf_2d", point)
 
 
 @settings(max_examples=60)
-@given(point=parameter_strategy(symgen.derivation("elementwise_affine_logpdf")))
+@given(point=parameter_strategy(symgen.derivation("elementwise_affine_logpdf_2d")))
 def test_elementwise_matches_mpmath_over_the_domain(point):
-    assert_accurate("elementwise_affine_logpdf", point)
+    assert_accurate("elementwise_affine_logpdf_2d", point)
 
 
 @pytest.mark.parametrize("bias", [8.0, -25.0, 60.0, -300.0, 700.0])
 def test_planar_stays_accurate_where_tanh_saturates(bias):
     point = dict(z1=0.5, z2=-1.0, u1=0.7, u2=-0.3, w1=0.9, w2=0.4, bias=bias)
-    reference = closed_form_reference("planar_flow_logdet", point)
-    assert relative_error(planar_flow_logdet(**point), reference) <= 1e-12
+    reference = closed_form_reference("planar_flow_logdet_2d", point)
+    assert relative_error(planar_flow_logdet_2d(**point), reference) <= 1e-12
     # The textbook h' = 1 - tanh^2 misses the 1e-12 bar there (and keeps no digit past
     # |a| ~ 19), except where the true value underflows anyway.
     activation = 0.9 * 0.5 - 0.4 * 1.0 + bias
@@ -304,8 +304,8 @@ def test_planar_stays_accurate_where_tanh_saturates(bias):
 @pytest.mark.parametrize("scale", [-1e-170, 1e-200, 1e-300])
 def test_elementwise_tiny_scales_do_not_underflow(scale):
     point = dict(x1=1.5 * abs(scale), x2=0.3, a1=scale, a2=2.0, b1=0.0, b2=0.1)
-    reference = closed_form_reference("elementwise_affine_logpdf", point)
-    assert relative_error(elementwise_affine_logpdf(**point), reference) <= 1e-12
+    reference = closed_form_reference("elementwise_affine_logpdf_2d", point)
+    assert relative_error(elementwise_affine_logpdf_2d(**point), reference) <= 1e-12
 
 
 # --- relations ----------------------------------------------------------------------------
@@ -333,7 +333,7 @@ def test_coupling_is_a_conditional_gaussian():
     x1, x2 = rng.normal(0, 2, 40), rng.normal(0, 4, 40)
     s_weight, s_bias, t_weight, t_bias = 0.6, -0.4, 1.3, 0.2
     expected = stats.norm.logpdf(x1) + stats.norm.logpdf(x2, t_weight * x1 + t_bias, np.exp(s_weight * x1 + s_bias))
-    np.testing.assert_allclose(affine_coupling_logpdf(x1, x2, s_weight, s_bias, t_weight, t_bias), expected,
+    np.testing.assert_allclose(affine_coupling_logpdf_2d(x1, x2, s_weight, s_bias, t_weight, t_bias), expected,
                                rtol=1e-13)
 
 
@@ -341,7 +341,7 @@ def test_coupling_is_a_conditional_gaussian():
 def test_coupling_density_integrates_to_one(coupling):
     s_weight, s_bias, t_weight, t_bias = coupling
     # Given x1, the mass lies within 40 conditional scales of the shift; x1 within 40.
-    mass = mass_2d(lambda x1, x2: np.exp(affine_coupling_logpdf(x1, x2, *coupling)), (-40, 40),
+    mass = mass_2d(lambda x1, x2: np.exp(affine_coupling_logpdf_2d(x1, x2, *coupling)), (-40, 40),
                    lambda x1: (t_weight * x1 + t_bias - 40 * math.exp(s_weight * x1 + s_bias),
                                t_weight * x1 + t_bias + 40 * math.exp(s_weight * x1 + s_bias)))
     assert abs(mass - 1) <= 1e-10
@@ -356,7 +356,7 @@ def random_matrices(count, seed):
 def test_linear_equals_scipy_and_the_slogdet(matrix):
     rng = np.random.default_rng(3)
     x, shift = rng.normal(0, 3, (30, 2)), rng.normal(0, 1, 2)
-    value = linear_flow_logpdf(x[:, 0], x[:, 1], *matrix.ravel(), *shift)
+    value = linear_flow_logpdf_2d(x[:, 0], x[:, 1], *matrix.ravel(), *shift)
     expected = stats.multivariate_normal(shift, matrix @ matrix.T).logpdf(x)
     np.testing.assert_allclose(value, expected, rtol=1e-10)
     latent = np.linalg.solve(matrix, (x - shift).T).T
@@ -370,14 +370,14 @@ def test_linear_density_is_unchanged_by_a_rotation_of_the_latent():
     angle = 0.7
     rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
     x1, x2 = np.meshgrid(np.linspace(-4, 4, 9), np.linspace(-3, 5, 9))
-    np.testing.assert_allclose(linear_flow_logpdf(x1, x2, *(matrix @ rotation).ravel(), 0.5, 1.0),
-                               linear_flow_logpdf(x1, x2, *matrix.ravel(), 0.5, 1.0), rtol=1e-13)
+    np.testing.assert_allclose(linear_flow_logpdf_2d(x1, x2, *(matrix @ rotation).ravel(), 0.5, 1.0),
+                               linear_flow_logpdf_2d(x1, x2, *matrix.ravel(), 0.5, 1.0), rtol=1e-13)
 
 
 def test_linear_density_integrates_to_one():
     matrix, shift = np.array([[0.3, -1.2], [0.8, 0.5]]), (1.0, -2.0)
     reach = 40 * np.linalg.norm(matrix, 2)
-    mass = mass_2d(lambda x1, x2: np.exp(linear_flow_logpdf(x1, x2, *matrix.ravel(), *shift)),
+    mass = mass_2d(lambda x1, x2: np.exp(linear_flow_logpdf_2d(x1, x2, *matrix.ravel(), *shift)),
                    (shift[0] - reach, shift[0] + reach), lambda x1: (shift[1] - reach, shift[1] + reach), panels=256)
     assert abs(mass - 1) <= 1e-10
 
@@ -388,13 +388,13 @@ def test_elementwise_is_a_diagonal_linear_flow_and_two_affine_flows():
     rng = np.random.default_rng(5)
     x1, x2, b1, b2 = rng.normal(0, 3, (4, 25))
     a1, a2 = rng.choice([-1, 1], (2, 25)) * np.exp(rng.uniform(-3, 3, (2, 25)))
-    value = elementwise_affine_logpdf(x1, x2, a1, a2, b1, b2)
-    np.testing.assert_allclose(value, linear_flow_logpdf(x1, x2, a1, 0.0, 0.0, a2, b1, b2), rtol=1e-13)
+    value = elementwise_affine_logpdf_2d(x1, x2, a1, a2, b1, b2)
+    np.testing.assert_allclose(value, linear_flow_logpdf_2d(x1, x2, a1, 0.0, 0.0, a2, b1, b2), rtol=1e-13)
     np.testing.assert_allclose(value, affine_flow_logpdf(x1, a1, b1) + affine_flow_logpdf(x2, a2, b2), rtol=1e-13)
 
 
 def finite_difference_log_det(z, flow, h=1e-6):
-    forward = symgen.derivation("planar_flow_logdet").module.planar_forward_numeric
+    forward = symgen.derivation("planar_flow_logdet_2d").module.planar_forward_numeric
     columns = [(np.array(forward(*(z + h * e), **flow)) - np.array(forward(*(z - h * e), **flow))) / (2 * h)
                for e in np.eye(2)]
     return np.linalg.slogdet(np.array(columns).T)[1]
@@ -405,7 +405,7 @@ def test_planar_matches_a_finite_difference_jacobian(seed):
     rng = np.random.default_rng(seed)
     flow = dict(zip(("u1", "u2", "w1", "w2"), rng.uniform(-1, 1, 4)), bias=float(rng.normal()))
     z = rng.normal(0, 1, 2)
-    assert planar_flow_logdet(*z, **flow) == pytest.approx(finite_difference_log_det(z, flow), abs=1e-8)
+    assert planar_flow_logdet_2d(*z, **flow) == pytest.approx(finite_difference_log_det(z, flow), abs=1e-8)
 
 
 @pytest.mark.parametrize("flow", [dict(u1=0.7, u2=-0.4, w1=1.3, w2=0.2, bias=0.1),
@@ -413,12 +413,12 @@ def test_planar_matches_a_finite_difference_jacobian(seed):
 def test_planar_change_of_variables_integrates_to_one(flow):
     # integral of N(f(z); 0, I) |det J_f(z)| dz = integral of N(x; 0, I) dx = 1 for a
     # bijection f of the plane (the second flow sits on the edge u^T w = -1).
-    forward = symgen.derivation("planar_flow_logdet").module.planar_forward_numeric
+    forward = symgen.derivation("planar_flow_logdet_2d").module.planar_forward_numeric
 
     def integrand(first, second):
         image = forward(first, second, **flow)
         log_density = -(image[0] ** 2 + image[1] ** 2) / 2 - math.log(2 * math.pi)
-        return np.exp(log_density + planar_flow_logdet(first, second, **flow))
+        return np.exp(log_density + planar_flow_logdet_2d(first, second, **flow))
 
     mass = mass_2d(integrand, (-12, 12), lambda first: (-12, 12))
     assert abs(mass - 1) <= 1e-10
@@ -426,18 +426,18 @@ def test_planar_change_of_variables_integrates_to_one(flow):
 
 def test_planar_log_det_vanishes_when_u_is_orthogonal_to_w_and_is_even_in_the_activation():
     z1, z2 = np.linspace(-2, 2, 5), np.linspace(1, -1, 5)
-    assert np.array_equal(planar_flow_logdet(z1, z2, 0.6, -0.3, 0.5, 1.0, 0.2), np.zeros(5))
-    np.testing.assert_allclose(planar_flow_logdet(z1, z2, 0.6, 0.3, 0.5, 1.0, 0.2),
-                               planar_flow_logdet(-z1, -z2, 0.6, 0.3, 0.5, 1.0, -0.2), rtol=1e-14)
+    assert np.array_equal(planar_flow_logdet_2d(z1, z2, 0.6, -0.3, 0.5, 1.0, 0.2), np.zeros(5))
+    np.testing.assert_allclose(planar_flow_logdet_2d(z1, z2, 0.6, 0.3, 0.5, 1.0, 0.2),
+                               planar_flow_logdet_2d(-z1, -z2, 0.6, 0.3, 0.5, 1.0, -0.2), rtol=1e-14)
 
 
 def test_planar_on_the_invertibility_edge():
     # u^T w = -1: det J = 1 - sech^2(a) = tanh^2(a), zero only at a = 0.
-    value = planar_flow_logdet(0.5, 0.0, -1.0, 0.0, 1.0, 0.0, 0.0)
+    value = planar_flow_logdet_2d(0.5, 0.0, -1.0, 0.0, 1.0, 0.0, 0.0)
     with mpmath.workdps(30):
         assert float(value) == pytest.approx(float(2 * mpmath.log(mpmath.tanh(0.5))), rel=1e-13)
     with np.errstate(divide="ignore"):
-        assert planar_flow_logdet(0.0, 0.0, -1.0, 0.0, 1.0, 0.0, 0.0) == -np.inf
+        assert planar_flow_logdet_2d(0.0, 0.0, -1.0, 0.0, 1.0, 0.0, 0.0) == -np.inf
 
 
 # --- dtypes, broadcasting, errors ------------------------------------------------------------
@@ -445,35 +445,35 @@ def test_planar_on_the_invertibility_edge():
 
 def test_float32_in_float32_out_and_broadcasting():
     f32 = np.float32
-    assert planar_flow_logdet(np.zeros(3, f32), f32(0), f32(0.5), f32(0.5), f32(1), f32(1), f32(0)).dtype == np.float32
-    assert linear_flow_logpdf(0, 0, 1, 0, 0, 1, 0, 0).dtype == np.float64
+    assert planar_flow_logdet_2d(np.zeros(3, f32), f32(0), f32(0.5), f32(0.5), f32(1), f32(1), f32(0)).dtype == np.float32
+    assert linear_flow_logpdf_2d(0, 0, 1, 0, 0, 1, 0, 0).dtype == np.float64
     grid = np.linspace(-1, 1, 4)[:, None]
-    assert affine_coupling_logpdf(grid, np.array([0.0, 1.0, 2.0]), 0.5, 0.0, 1.0, 0.0).shape == (4, 3)
-    assert elementwise_affine_logpdf(grid, 0.0, np.array([1.0, -2.0]), 1.0, 0.0, 0.0).shape == (4, 2)
+    assert affine_coupling_logpdf_2d(grid, np.array([0.0, 1.0, 2.0]), 0.5, 0.0, 1.0, 0.0).shape == (4, 3)
+    assert elementwise_affine_logpdf_2d(grid, 0.0, np.array([1.0, -2.0]), 1.0, 0.0, 0.0).shape == (4, 2)
 
 
 @pytest.mark.parametrize("matrix", [(1.0, 2.0, 2.0, 4.0), (0.0, 0.0, 0.0, 0.0), (0.0, 1.0, 0.0, 3.0),
                                     (np.array([1.0, 1.0]), 2.0, np.array([0.5, 2.0]), np.array([4.0, 4.0]))])
 def test_a_singular_w_is_not_invertible(matrix):
-    with pytest.raises(ValueError, match=r"linear_flow_logpdf: the matrix W .* is singular"):
-        linear_flow_logpdf(0.3, -0.2, *matrix, 0.0, 0.0)
+    with pytest.raises(ValueError, match=r"linear_flow_logpdf_2d: the matrix W .* is singular"):
+        linear_flow_logpdf_2d(0.3, -0.2, *matrix, 0.0, 0.0)
 
 
 @pytest.mark.parametrize("u1, w1", [(-1.0, 1.5), (2.0, -0.6)])
 def test_planar_flow_that_is_not_invertible_is_rejected(u1, w1):
-    with pytest.raises(ValueError, match=r"planar_flow_logdet: the planar flow is invertible only for u\^T w >= -1"):
-        planar_flow_logdet(0.0, 0.0, u1, 0.0, w1, 0.0, 0.0)
+    with pytest.raises(ValueError, match=r"planar_flow_logdet_2d: the planar flow is invertible only for u\^T w >= -1"):
+        planar_flow_logdet_2d(0.0, 0.0, u1, 0.0, w1, 0.0, 0.0)
 
 
 @pytest.mark.parametrize("named", ["a1", "a2"])
 def test_a_zero_scale_is_not_invertible(named):
     scales = {"a1": 1.0, "a2": 1.0, named: 0.0}
-    with pytest.raises(ValueError, match=rf"elementwise_affine_logpdf: argument '{named}' must be nonzero"):
-        elementwise_affine_logpdf(0.0, 0.0, scales["a1"], scales["a2"], 0.0, 0.0)
+    with pytest.raises(ValueError, match=rf"elementwise_affine_logpdf_2d: argument '{named}' must be nonzero"):
+        elementwise_affine_logpdf_2d(0.0, 0.0, scales["a1"], scales["a2"], 0.0, 0.0)
 
 
-@pytest.mark.parametrize("name, named", [("affine_coupling_logpdf", "s_weight"), ("planar_flow_logdet", "bias"),
-                                         ("linear_flow_logpdf", "w12"), ("elementwise_affine_logpdf", "x2")])
+@pytest.mark.parametrize("name, named", [("affine_coupling_logpdf_2d", "s_weight"), ("planar_flow_logdet_2d", "bias"),
+                                         ("linear_flow_logpdf_2d", "w12"), ("elementwise_affine_logpdf_2d", "x2")])
 def test_non_finite_arguments_are_rejected(name, named):
     point = {param: 0.5 for param in symgen.derivation(name).param_names}
     point[named] = np.nan
@@ -483,5 +483,5 @@ def test_non_finite_arguments_are_rejected(name, named):
 
 def test_validate_false_skips_the_checks():
     with np.errstate(all="ignore"):
-        assert not np.isfinite(linear_flow_logpdf(0.3, 0.2, 1.0, 2.0, 2.0, 4.0, 0.0, 0.0, validate=False))
+        assert not np.isfinite(linear_flow_logpdf_2d(0.3, 0.2, 1.0, 2.0, 2.0, 4.0, 0.0, 0.0, validate=False))
 

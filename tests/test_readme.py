@@ -69,3 +69,14 @@ def test_the_training_step_runs_and_prints_what_the_readme_says(tmp_path):
                              env=environment, check=True).stdout
     before, after = shown.strip().split("...")
     assert printed.startswith(before) and printed.strip().endswith(after.strip()), printed
+
+
+def test_the_porting_example_prints_what_the_readme_says(tmp_path):
+    # "Porting from ...": the schedules through the clip, the schedule table, zero terminal SNR, FID from
+    # features and the DCGAN losses, each line as shown.
+    script, shown = re.search(r"```python\n# porting.py\n(.*?)```\n\n```text\n\$ python porting.py\n(.*?)```",
+                              README, re.S).groups()
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    printed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                             env=environment, check=True).stdout
+    assert printed.split() == shown.split(), printed

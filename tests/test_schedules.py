@@ -30,10 +30,10 @@ linear_schedule = formula_function(LINEAR)
 # The paper's formulas as candidate strings, with s = 0.008 exact (a decimal 0.008 is a binary
 # float, 1e-17 off, which shows near t = T where alpha_bar -> 0).
 F_T = "cos(((t/T + 8/1000)/(1 + 8/1000))*pi/2)"
-F_PREVIOUS = "cos((((t - 1)/T + 8/1000)/(1 + 8/1000))*pi/2)"
+F_PREVIOUS = "cos(((Max(t - 1, 0)/T + 8/1000)/(1 + 8/1000))*pi/2)"
 F_0 = "cos((8/1000)/(1 + 8/1000)*pi/2)"
 ALPHA_BAR = f"({F_T}**2/{F_0}**2)"
-INTEGRAL = "(beta_min*t + (beta_max - beta_min)*t**2/2)"
+INTEGRAL = "(beta_min*time + (beta_max - beta_min)*time**2/2)"
 
 
 def reference(found, output, point):
@@ -115,30 +115,45 @@ def test_the_textbook_forms_cancel_where_the_rewrites_do_not():
 # --- the cosine schedule: relations -------------------------------------------------------
 
 
-@pytest.mark.parametrize("T", [1.0, 7.0, 1000.0, 4000.0])
+@pytest.mark.parametrize("T", [1.0, 2.0, 7.0, 1000.0, 4000.0])
 def test_the_product_of_one_minus_beta_is_alpha_bar(T):
-    """Nichol & Dhariwal's defining property: alpha_bar_t = prod_{s<=t} (1 - beta_s) for whole
-    steps, up to the step where the clip first acts (the last one: beta_T would be 1)."""
-    steps = np.arange(1.0, T + 1)
+    """alpha_bar_t = prod_{s<=t} (1 - beta_s) of the function's own betas at every step 0..T, the
+    clipped last one included (Ho et al. 2020, Eq. 4; the chaining improved-diffusion and diffusers
+    do): within 1e-12 relative. Step 0 is the data."""
+    steps = np.arange(0.0, T + 1)
     result = cosine_schedule(steps, T)
+    assert result.alpha_bar[0] == 1 and result.beta[0] == 0 and result.snr[0] == np.inf
     unclipped = result.beta < 0.999
     assert np.all(unclipped[:-1]) and not unclipped[-1]
-    products = np.cumprod(1 - result.beta)
-    np.testing.assert_allclose(products[:-1], result.alpha_bar[:-1], rtol=1e-11)
-    # The clipped last step leaves 0.001 of alpha_bar_{T-1} (alpha_bar_0 = 1) where the schedule says 0.
-    before_last = result.alpha_bar[-2] if T > 1 else 1.0
-    assert products[-1] == pytest.approx(0.001 * before_last, rel=1e-11)
-    assert result.alpha_bar[-1] == 0 and result.snr[-1] == 0 and result.beta[-1] == 0.999
+    products = np.exp(np.cumsum(np.log1p(-result.beta)))
+    np.testing.assert_allclose(result.alpha_bar, products, rtol=1e-12)
+    # The clipped last step keeps 0.001 of alpha_bar_{T-1}: never 0, so the levels feed every formula.
+    assert result.alpha_bar[-1] == pytest.approx(0.001 * result.alpha_bar[-2], rel=1e-13)
+    assert result.snr[-1] == pytest.approx(result.alpha_bar[-1] / (1 - result.alpha_bar[-1]), rel=1e-13)
 
 
 def test_agrees_with_the_usual_numpy_transcription():
-    """improved-diffusion's betas_for_alpha_bar (cosines, 1 - ratio, clip) for T = 1000: the same
-    betas up to that transcription's cancellation (~1e-16/beta_t, below 3e-12 here)."""
+    """improved-diffusion's betas_for_alpha_bar (cosines, 1 - ratio, clip) and its alphas_cumprod
+    (the running product) for T = 1000: the same betas up to that transcription's cancellation
+    (~1e-16/beta_t, below 5e-12 here), the same levels, 2.4287669e-9 at t = T."""
     T = 1000
     f = lambda u: np.cos((u / T + 0.008) / 1.008 * np.pi / 2) ** 2  # noqa: E731
     usual = np.array([min(1 - f(i + 1) / f(i), 0.999) for i in range(T)])
-    ours = cosine_schedule(np.arange(1.0, T + 1), float(T)).beta
-    np.testing.assert_allclose(ours, usual, rtol=1e-10)
+    ours = cosine_schedule(np.arange(1.0, T + 1), float(T))
+    np.testing.assert_allclose(ours.beta, usual, rtol=1e-10)
+    np.testing.assert_allclose(ours.alpha_bar, np.cumprod(1 - usual), rtol=1e-10)
+    assert ours.alpha_bar[-1] == pytest.approx(2.4287669e-9, rel=1e-7)
+
+
+def test_real_steps_below_one_take_their_variance_from_the_data():
+    """0 < t < 1 interpolates between the data and step 1: alpha_bar_{t'} = 1 before it, so
+    beta_t = 1 - alpha_bar_t, continuous at t = 0 and t = 1."""
+    t = np.array([1e-9, 0.25, 0.5, 1 - 1e-12, 1.0])
+    result = cosine_schedule(t, 100.0)
+    # 1 - alpha_bar = 1/(1 + SNR), without the cancellation of 1 - alpha_bar near t = 0.
+    np.testing.assert_allclose(result.beta, 1 / (1 + result.snr), rtol=1e-12)
+    assert result.alpha_bar[0] < 1 and result.beta[0] == pytest.approx(0, abs=1e-12)
+    assert result.beta[-2] == pytest.approx(result.beta[-1], rel=1e-9)
 
 
 def test_snr_is_alpha_bar_over_one_minus_alpha_bar():
@@ -172,7 +187,7 @@ def test_linear_schedule_matches_mpmath_over_the_domain(point):
 def test_linear_schedule_at_small_times():
     # exp(int beta) - 1 cancels at small t; expm1 keeps every digit.
     for t in (1e-12, 1e-9, 1e-6, 1e-3):
-        point = dict(t=t, beta_min=0.1, beta_max=20.0)
+        point = dict(time=t, beta_min=0.1, beta_max=20.0)
         assert_accurate(LINEAR, linear_schedule, point)
         textbook = 1 / (math.exp(0.1 * t + 19.9 * t**2 / 2) - 1)
         if t <= 1e-9:
@@ -226,8 +241,7 @@ def test_ddpm_is_not_its_continuous_limit_at_1000_steps():
 
 
 @pytest.mark.parametrize("arguments, message", [
-    ((0.5, 10.0), "argument 't' must be >= 1"),
-    ((0.0, 10.0), "argument 't' must be positive"),
+    ((-0.5, 10.0), "argument 't' must be non-negative"),
     ((11.0, 10.0), "argument 't' must be <= T"),
     ((np.array([2.0, 12.0]), 10.0), "argument 't' must be <= T"),
     ((1.0, 0.0), "argument 'T' must be positive"),
@@ -242,8 +256,8 @@ def test_cosine_schedule_rejects_bad_arguments(arguments, message):
 
 
 @pytest.mark.parametrize("arguments, message", [
-    ((0.0, 0.1, 20.0), "argument 't' must lie in"),
-    ((1.5, 0.1, 20.0), "argument 't' must lie in"),
+    ((-0.1, 0.1, 20.0), "argument 'time' must lie in"),
+    ((1.5, 0.1, 20.0), "argument 'time' must lie in"),
     ((0.5, 0.0, 20.0), "argument 'beta_min' must be positive"),
     ((0.5, 0.1, -1.0), "argument 'beta_max' must be positive"),
 ])
@@ -270,13 +284,134 @@ def test_a_slip_shrinks_to_a_small_counterexample():
     result = symgen.check("diffusion_cosine_schedule.alpha_bar", f"{F_T}**2")
     assert not result.verified and str(result).startswith("refuted")
     point = result.counterexample.point
-    assert 1 <= point["t"] <= point["T"]
+    assert 0 <= point["t"] <= point["T"]
 
 
 def test_symgen_check_verifies_the_paper_forms():
-    assert symgen.check("diffusion_cosine_schedule.alpha_bar", ALPHA_BAR, examples=5).verified
+    # The levels chained through the clip: alpha_bar_t = alpha_bar_{t-1} max(f(t)/f(t-1), 0.001), step 0 the data.
+    kept = f"Max({F_T}**2/{F_PREVIOUS}**2, 1/1000)"
+    chained = f"({F_PREVIOUS}**2/{F_0}**2*{kept})"
+    assert symgen.check("diffusion_cosine_schedule.alpha_bar", chained, examples=5).verified
     assert symgen.check("diffusion_cosine_schedule.beta", f"Min(1 - {F_T}**2/{F_PREVIOUS}**2, 999/1000)",
                         examples=5).verified
-    assert symgen.check("diffusion_cosine_schedule.snr", f"{ALPHA_BAR}/(1 - {ALPHA_BAR})", examples=5).verified
+    assert symgen.check("diffusion_cosine_schedule.snr", f"{chained}/(1 - {chained})", examples=5).verified
+    # f(t)/f(0) at every step is 0 at t = T, where the chained levels keep 0.001 of alpha_bar_{T-1}.
+    assert not symgen.check("diffusion_cosine_schedule.alpha_bar", ALPHA_BAR, examples=5).verified
     assert symgen.check("diffusion_linear_schedule.snr", f"exp(-{INTEGRAL})/(1 - exp(-{INTEGRAL}))",
                         examples=5).verified
+
+
+# --- DDPM's discrete linear schedule ---------------------------------------------------------------
+
+from symgen import diffusion_discrete_linear_schedule  # noqa: E402
+from symgen.numerics.schedules import log_levels  # noqa: E402
+
+
+def ddpm_reference(T, beta_start, beta_end):
+    """alpha_bar_t for t = 0..T: DDPM's linspace betas multiplied at 50 digits (mpmath)."""
+    with mpmath.workdps(50):
+        first, last = mpmath.mpf(beta_start), mpmath.mpf(beta_end)
+        levels, level = [mpmath.mpf(1)], mpmath.mpf(1)
+        for s in range(1, T + 1):
+            level *= 1 - (first + (s - 1) * (last - first) / (T - 1))
+            levels.append(level)
+        return levels
+
+
+@pytest.mark.parametrize("T, beta_start, beta_end", [(1000, 1e-4, 0.02), (4000, 1e-4, 0.02), (2, 1e-4, 0.02),
+                                                     (50, 0.3, 0.9), (1000, 0.02, 1e-4)])
+def test_discrete_linear_schedule_is_the_exact_product(T, beta_start, beta_end):
+    """Every step 0..T within 1e-12 of the 50-digit product; the SNR within 1e-12 too (it is
+    alpha_bar/(1 - alpha_bar) without the cancellation at small t)."""
+    result = diffusion_discrete_linear_schedule(np.arange(T + 1), T, beta_start, beta_end)
+    reference = ddpm_reference(T, beta_start, beta_end)
+    assert max(relative_error(value, exact) for value, exact in zip(result.alpha_bar, reference)) <= 1e-12
+    snr_errors = [relative_error(value, exact / (1 - exact)) for value, exact in zip(result.snr[1:], reference[1:])]
+    assert max(snr_errors) <= 1e-12
+    assert result.alpha_bar[0] == 1 and result.beta[0] == 0 and result.snr[0] == np.inf
+    np.testing.assert_array_equal(result.beta[1:], np.linspace(beta_start, beta_end, T))
+    # The function's own betas multiply to its alpha_bar (the chaining the issue asks for).
+    np.testing.assert_allclose(np.exp(np.cumsum(np.log1p(-result.beta))), result.alpha_bar, rtol=1e-12)
+
+
+def test_discrete_linear_schedule_is_not_its_continuous_limit():
+    """diffusion_linear_schedule (continuous time, beta_min = T beta_start) differs from DDPM's discrete
+    product by ~7% at the last step: the reason both are shipped."""
+    discrete = diffusion_discrete_linear_schedule(1000, 1000, 1e-4, 0.02).alpha_bar
+    continuous = linear_schedule(1.0, 0.1, 20.0).alpha_bar
+    assert 0.05 < abs(discrete / continuous - 1) < 0.1
+
+
+def test_the_compensated_sum_beats_a_plain_cumsum():
+    betas = np.linspace(1e-4, 0.02, 4000)
+    plain = np.concatenate([[0.0], np.cumsum(np.log1p(-betas))])
+    ours = log_levels(betas)
+    with mpmath.workdps(40):
+        exact = [mpmath.fsum(mpmath.log1p(-mpmath.mpf(b)) for b in betas[:n]) for n in (1000, 4000)]
+    for n, value in zip((1000, 4000), exact):
+        assert abs(ours[n] - float(value)) <= abs(plain[n] - float(value))
+        assert abs(ours[n] - float(value)) <= 2 * np.finfo(float).eps * abs(float(value))
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ((1.5, 10, 1e-4, 0.02), "argument 't' must be a whole number"),
+    ((11, 10, 1e-4, 0.02), "argument 't' must be <= T"),
+    ((-1, 10, 1e-4, 0.02), "argument 't' must be non-negative"),
+    ((1, 1, 1e-4, 0.02), "argument 'T' must lie in"),
+    ((1, 10.5, 1e-4, 0.02), "argument 'T' must be a whole number"),
+    ((1, 10, 0.0, 0.02), "argument 'beta_start' must lie in"),
+    ((1, 10, 1e-4, 1.0), "argument 'beta_end' must lie in"),
+])
+def test_discrete_linear_schedule_rejects_bad_arguments(arguments, message):
+    with pytest.raises(ValueError, match=rf"diffusion_discrete_linear_schedule: {message}"):
+        diffusion_discrete_linear_schedule(*arguments)
+
+
+def test_discrete_linear_schedule_broadcasts_over_settings():
+    t = np.array([[0], [5], [10]])
+    T = np.array([10, 20])
+    result = diffusion_discrete_linear_schedule(t, T, 1e-4, 0.02)
+    assert result.alpha_bar.shape == (3, 2)
+    assert result.alpha_bar[1, 1] == diffusion_discrete_linear_schedule(5, 20, 1e-4, 0.02).alpha_bar
+    f32 = np.float32
+    assert diffusion_discrete_linear_schedule(f32(3), f32(10), f32(1e-4), f32(0.02)).alpha_bar.dtype == np.float32
+
+
+# --- every schedule feeds the diffusion formulas at both ends --------------------------------------
+
+from symgen import diffusion_marginal, diffusion_posterior, diffusion_predictions, score_diffusion  # noqa: E402
+
+
+def schedules_over_whole_steps(T=1000):
+    """alpha_bar at t = 0..T from each whole-step schedule of the catalogue."""
+    steps = np.arange(T + 1.0)
+    return {"cosine": cosine_schedule(steps, float(T)).alpha_bar,
+            "ddpm linear": diffusion_discrete_linear_schedule(steps, T, 1e-4, 0.02).alpha_bar,
+            "continuous linear": np.concatenate([[1.0], linear_schedule(steps[1:] / T, 0.1, 20.0).alpha_bar])}
+
+
+@pytest.mark.parametrize("name", ["cosine", "ddpm linear", "continuous linear"])
+def test_every_schedule_feeds_the_diffusion_formulas(name):
+    """The marginal at every step 0..T, the posterior, the score and the predictions at every step
+    1..T, without error; at t = 0 the marginal is x_t = x_0 exactly, and the posterior variance
+    at t = 1 is +0.0 (x_0 is known there), never -0.0."""
+    alpha_bar = schedules_over_whole_steps()[name]
+    x0, eps = 0.75, -1.25
+    mean, var = diffusion_marginal(x0, alpha_bar)
+    assert mean[0] == x0 and var[0] == 0 and np.all(var[1:] > 0)
+    xt = mean + np.sqrt(var) * eps
+    posterior = diffusion_posterior(x0, xt[1:], alpha_bar[1:], alpha_bar[:-1])
+    assert posterior.var[0] == 0 and not np.signbit(posterior.var[0]) and np.all(posterior.var[1:] > 0)
+    assert posterior.mean[0] == pytest.approx(x0, rel=1e-15)
+    np.testing.assert_allclose(score_diffusion(x0, xt[1:], alpha_bar[1:]), -eps / np.sqrt(var[1:]), rtol=1e-9)
+    predictions = diffusion_predictions(xt[1:], alpha_bar[1:], eps)
+    np.testing.assert_allclose(predictions.x0, x0, rtol=1e-6)
+
+
+def test_zero_signal_is_pure_noise():
+    """alpha_bar = 0 (the last step of a zero-terminal-SNR schedule): x_t ~ N(0, 1), the posterior
+    of the last step is the marginal at alpha_bar_prev, and the score is -x_t."""
+    assert tuple(diffusion_marginal(2.0, 0.0)) == (0.0, 1.0)
+    mean, var = diffusion_posterior(2.0, -0.5, 0.0, 0.3)
+    assert mean == pytest.approx(np.sqrt(0.3) * 2.0, rel=1e-15) and var == pytest.approx(0.7, rel=1e-15)
+    assert score_diffusion(2.0, -0.5, 0.0) == 0.5

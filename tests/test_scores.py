@@ -57,10 +57,10 @@ def test_score_diffusion_is_minus_noise_over_its_scale():
     rng = np.random.default_rng(11)
     x0, alpha_bar, noise = rng.normal(size=50), rng.uniform(0.01, 0.99, 50), rng.normal(size=50)
     xt = np.sqrt(alpha_bar) * x0 + np.sqrt(1 - alpha_bar) * noise
-    np.testing.assert_allclose(score_diffusion(xt, x0, alpha_bar), -noise / np.sqrt(1 - alpha_bar),
+    np.testing.assert_allclose(score_diffusion(x0, xt, alpha_bar), -noise / np.sqrt(1 - alpha_bar),
                                rtol=1e-9, atol=1e-12)
     # ... which is the score of the same Gaussian through score_normal.
-    np.testing.assert_allclose(score_diffusion(xt, x0, alpha_bar),
+    np.testing.assert_allclose(score_diffusion(x0, xt, alpha_bar),
                                score_normal(xt, np.sqrt(alpha_bar) * x0, np.sqrt(1 - alpha_bar)), rtol=1e-12)
 
 
@@ -84,10 +84,16 @@ def test_tweedie_at_the_ends():
 # --- dtypes and errors ------------------------------------------------------------------------
 
 
+def test_score_diffusion_at_zero_terminal_snr_is_minus_xt():
+    """alpha_bar = 0 (the last step of a zero-terminal-SNR schedule): q(x_t | x_0) = N(0, 1)."""
+    xt = np.array([-2.0, 0.0, 3.5])
+    np.testing.assert_array_equal(score_diffusion(1.5, xt, 0.0), -xt)
+
+
 def test_float32_in_float32_out():
     f32 = np.float32
     assert score_normal(np.ones(3, f32), f32(0), f32(2)).dtype == np.float32
-    assert score_diffusion(np.ones(3, f32), f32(0.5), f32(0.3)).dtype == np.float32
+    assert score_diffusion(f32(0.5), np.ones(3, f32), f32(0.3)).dtype == np.float32
     assert tweedie_normal(np.ones(3, f32), f32(0.5), f32(0), f32(2)).mean.dtype == np.float32
     assert score_mvn(np.ones(2, f32), np.zeros(2, f32), np.eye(2, dtype=f32)).dtype == np.float32
 

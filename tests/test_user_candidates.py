@@ -218,7 +218,7 @@ def posterior_mean_wrong_late():
 
 def cosine_alpha_bar_per_point(normalised=True):
     """alpha_bar_t = f(t)/f(0), f(u) = cos^2((u/T + s)/(1 + s) pi/2), s = 0.008 (Nichol & Dhariwal
-    2021, Eq. 17), with ``math`` as improved-diffusion's ``get_named_beta_schedule("cosine")``
+    2021, Eq. 17), chained through the clip of beta at the last step, with ``math`` as improved-diffusion's ``get_named_beta_schedule("cosine")``
     writes f: one point at a time (math.cos takes no array).
 
     ``normalised=False`` is the slip of taking improved-diffusion's f itself for alpha_bar
@@ -226,7 +226,11 @@ def cosine_alpha_bar_per_point(normalised=True):
     f(t)/f(0), 0.016% low everywhere."""
     def alpha_bar(t, T):
         f = lambda u: math.cos((u / T + 0.008) / 1.008 * math.pi / 2) ** 2
-        return f(t) / f(0) if normalised else f(t)
+        # Chained through the clip, as improved-diffusion's cumprod of its clipped betas: the level
+        # before step t times max(f(t)/f(t - 1), 0.001), the level before step 1 the data's.
+        previous = max(t - 1, 0)
+        chained = f(previous) * max(f(t) / f(previous), 0.001)
+        return chained / f(0) if normalised else chained
     return alpha_bar
 
 
@@ -299,7 +303,7 @@ def bits_per_dim_float32():
     return bits
 
 
-# planar_flow_logdet ------------------------------------------------------------------------
+# planar_flow_logdet_2d ------------------------------------------------------------------------
 
 def planar_logdet(tanh_squared=True):
     """log|det df/dz| = log|1 + u^T psi(z)|, psi(z) = h'(w^T z + b) w, h = tanh, h' = 1 - tanh^2
@@ -380,7 +384,7 @@ CORRECT = [
               tweedie_kalman_mean, args={"x_t": "xt", "abar": "alpha_bar", "mu": "loc", "sigma": "scale"}),
     Candidate("bits_per_dim/float32", "bits_per_dim", "float32 NumPy callable", True, bits_per_dim_float32,
               note="float32 rounding is not a wrong formula: see bits_per_dim_float32", precision=1e-6),
-    Candidate("planar_flow_logdet/naive-tanh", "planar_flow_logdet", "broadcasting NumPy callable", True,
+    Candidate("planar_flow_logdet_2d/naive-tanh", "planar_flow_logdet_2d", "broadcasting NumPy callable", True,
               planar_logdet),
     Candidate("vae_linear_gaussian_elbo/math-per-point", "vae_linear_gaussian_elbo", "per-point math callable", True,
               elbo_per_point),
@@ -419,7 +423,7 @@ WRONG = [
               _const("(x - loc)/scale**2")),
     Candidate("gan_optimal_discriminator.logit/log-D-not-logit", "gan_optimal_discriminator.logit",
               "NumPy-syntax string", False, _const("numpy.log(p_data/(p_data + p_g))")),
-    Candidate("planar_flow_logdet/1-minus-tanh-not-squared", "planar_flow_logdet", "broadcasting NumPy callable",
+    Candidate("planar_flow_logdet_2d/1-minus-tanh-not-squared", "planar_flow_logdet_2d", "broadcasting NumPy callable",
               False, lambda: planar_logdet(tanh_squared=False)),
     Candidate("vae_linear_gaussian_elbo/missing-w2-scale2", "vae_linear_gaussian_elbo", "broadcasting NumPy callable",
               False, elbo_without_decoder_variance),

@@ -46,7 +46,7 @@ def test_the_elbo_never_exceeds_the_evidence(model, q):
 @given(model=MODEL)
 def test_the_elbo_equals_the_evidence_at_the_posterior(model):
     posterior = vae_linear_gaussian_posterior(**model)
-    elbo = vae_linear_gaussian_elbo(**model, loc=posterior.loc, scale=np.sqrt(posterior.var))
+    elbo = vae_linear_gaussian_elbo(**model, loc=posterior.mean, scale=np.sqrt(posterior.var))
     evidence = vae_linear_gaussian_evidence(**model)
     assert abs(elbo - evidence) <= rounding_allowance(elbo, evidence)
 
@@ -58,7 +58,7 @@ def test_the_gap_is_the_kl_to_the_posterior(model, q):
     loc, scale = q
     posterior = vae_linear_gaussian_posterior(**model)
     gap = vae_linear_gaussian_evidence(**model) - vae_linear_gaussian_elbo(**model, loc=loc, scale=scale)
-    kl = symgen.kl_normal(loc, scale, posterior.loc, np.sqrt(posterior.var))
+    kl = symgen.kl_normal(loc, scale, posterior.mean, np.sqrt(posterior.var))
     assert abs(gap - kl) <= rounding_allowance(gap, kl, vae_linear_gaussian_evidence(**model)) * (1 + kl)
 
 
@@ -73,7 +73,7 @@ def test_posterior_by_conjugate_updating():
     w, b, s, x = -1.2, 0.4, 0.8, 2.0
     posterior = vae_linear_gaussian_posterior(x, w, b, s)
     assert posterior.var == pytest.approx(1 / (1 + w**2 / s**2), rel=1e-14)
-    assert posterior.loc == pytest.approx(posterior.var * w * (x - b) / s**2, rel=1e-14)
+    assert posterior.mean == pytest.approx(posterior.var * w * (x - b) / s**2, rel=1e-14)
 
 
 # --- accuracy against 50-digit mpmath --------------------------------------------------------
@@ -96,9 +96,9 @@ def test_evidence_and_posterior_match_mpmath(point):
     assert error <= max(1e-12, 8 * EPS * condition)
     posterior = vae_linear_gaussian_posterior(**point)
     assert relative_error(posterior.var, reference("vae_linear_gaussian_posterior", "var", point)) <= 1e-12
-    loc_reference = reference("vae_linear_gaussian_posterior", "loc", point)
+    loc_reference = reference("vae_linear_gaussian_posterior", "mean", point)
     # loc is proportional to x - b, exact in float64 up to one rounding: relative to |x| + |b|.
-    assert abs(float(posterior.loc) - float(loc_reference)) <= 1e-12 * max(
+    assert abs(float(posterior.mean) - float(loc_reference)) <= 1e-12 * max(
         abs(float(loc_reference)), 1e-300) + 4 * EPS * abs(point["w"]) * (abs(point["x"]) + abs(point["b"])) / (
         point["w"] ** 2 + point["s"] ** 2)
 
@@ -185,7 +185,7 @@ def mean_check_alone(address, description, candidate, examples):
 
 @pytest.mark.parametrize("address, description, closed_form", [
     ("vae_linear_gaussian_elbo", "the same expectation", ELBO),
-    ("vae_linear_gaussian_posterior.loc", "E_{p(z)}", "w*(x - b)/(w**2 + s**2)"),
+    ("vae_linear_gaussian_posterior.mean", "E_{p(z)}", "w*(x - b)/(w**2 + s**2)"),
     ("vae_reparameterization_gradient.d_loc", "pathwise", D_LOC),
     ("vae_reparameterization_gradient.d_loc", "score-function", D_LOC),
     ("vae_reparameterization_gradient.d_scale", "pathwise", D_SCALE),

@@ -22,7 +22,7 @@ A derivation module imports from here only. What a contributor needs to know:
    functions (``MatrixSqrt``, ``DiagonalPart``, ``quadratic_form``, ``squared_norm``),
    change of variables (``pushforward``, ``jacobian``), and the stable primitives
    (``log1pmx``, ``expm1mx``, ``sqrt_ratio``, ``softplus``, ``logaddexp``, ``sigmoid``,
-   ``normal_cdf``, ``log_normal_cdf``, ``log_normal_mass``, ``minimum``,
+   ``normal_cdf``, ``log_normal_cdf``, ``log_normal_mass``, ``minimum``, ``maximum``,
    ``sin_product``).
 6. Empirical checks, which never use the closed form: ``MeanCheck`` (a Monte Carlo
    mean), ``DistributionCheck``, ``ConditionalCheck``, ``DensityCheck``, ``BoxCheck``,
@@ -66,7 +66,7 @@ from .functions import Lemma, special_function
 from .lazy import lazy_module
 from .matrices import DiagonalPart, MatrixSqrt, quadratic_form, squared_norm
 from .optimum import ArgMax
-from .primitives import (expm1mx, log1pmx, log_normal_cdf, log_normal_mass, logaddexp, minimum, normal_cdf,
+from .primitives import (at_most, complement, expm1mx, hypot, log1pmx, log_normal_cdf, log_normal_mass, logaddexp, maximum, minimum, normal_cdf,
                          sigmoid, sin_product, softplus, sqrt_ratio)
 from .vector_checks import VectorIdentityCheck
 
@@ -80,7 +80,7 @@ __all__ = [
     "log_mvn_pdf", "log_normal_pdf", "normal_pdf",
     "DiagonalPart", "MatrixSqrt", "quadratic_form", "squared_norm",
     "Pushforward", "jacobian", "log_abs_det_jacobian", "monotone_direction", "pushforward",
-    "expm1mx", "log1pmx", "log_normal_cdf", "log_normal_mass", "logaddexp", "minimum", "normal_cdf",
+    "at_most", "complement", "expm1mx", "hypot", "log1pmx", "log_normal_cdf", "log_normal_mass", "logaddexp", "maximum", "minimum", "normal_cdf",
     "sigmoid", "sin_product", "softplus", "sqrt_ratio",
     # 6: empirical checks
     "BoxCheck", "ConditionalCheck", "Controlled", "DensityCheck", "DistributionCheck", "EnumerationCheck",

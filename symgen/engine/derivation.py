@@ -363,6 +363,10 @@ def _simplifies_to_zero(difference) -> str | None:
         ("expand_log + simplify", lambda e: sp.simplify(sp.expand_log(sp.expand(e)))),
         ("cancel", lambda e: sp.cancel(sp.expand_log(sp.expand(e)))),
         ("expand_log(force) + simplify", lambda e: sp.simplify(sp.expand_log(e, force=True))),
+        # Powers with a symbolic exponent split into factors, (T - 1)^(t - 1) (T - 1) = (T - 1)^t (a
+        # product's closed form divided by the one before it).
+        ("expand powers + simplify", lambda e: sp.simplify(sp.expand(e, power_exp=True, power_base=True,
+                                                                     force=True))),
     ]
     for name, attempt in attempts:
         result = attempt(difference)
@@ -457,6 +461,14 @@ def _explicit_substitution(derivation: Derivation, size: int) -> dict:
     return substitution
 
 
+def exact_float(value) -> sp.Float:
+    """A float64 as a SymPy Float carrying more digits than the spot check works at: the value
+    is exact either way, but SymPy evaluates to the least precision among its inputs, and a step
+    whose value cancels (the planar flow's 1 + h' u^T w near 0 loses 7 digits) must still show
+    SPOT_CHECK_RTOL agreement."""
+    return sp.Float(float(value), SPOT_CHECK_DIGITS + 20)
+
+
 def _numeric_substitution(derivation: Derivation, point: dict, size: int | None) -> dict:
     substitution = {}
     for param in derivation.params:
@@ -464,9 +476,9 @@ def _numeric_substitution(derivation: Derivation, point: dict, size: int | None)
         if isinstance(value, np.ndarray):
             matrix = value.reshape(-1, 1) if value.ndim == 1 else value
             substitution[param.symbol] = sp.ImmutableMatrix(matrix.shape[0], matrix.shape[1],
-                                                           [sp.Float(float(v), 30) for v in matrix.flat])
+                                                           [exact_float(v) for v in matrix.flat])
         else:
-            substitution[param.symbol] = sp.Float(float(value), 30)
+            substitution[param.symbol] = exact_float(value)
     for dimension in derivation.dimensions:
         substitution[dimension] = size
     return substitution
@@ -492,6 +504,10 @@ def _numeric_value(expression):
     """Evaluate a step numerically: expectations by quadrature first, then the rest."""
     expectations = lambda e: isinstance(e, (GaussianExpectation, MvnExpectation))  # noqa: E731
     quadrature = expression.replace(expectations, lambda e: e.evalf(SPOT_CHECK_DIGITS))
+    # A product or sum with numeric bounds term by term: SymPy's doit would first find its closed
+    # form with the numbers inside, rounding them to 15 digits (a rising factorial of a Float).
+    quadrature = quadrature.replace(lambda e: isinstance(e, (sp.Product, sp.Sum)) and not e.free_symbols,
+                                    lambda e: e.evalf(SPOT_CHECK_DIGITS))
     value = sp.N(quadrature.doit(), SPOT_CHECK_DIGITS)
     if isinstance(value, sp.MatrixBase):
         value = value[0, 0]

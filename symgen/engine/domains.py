@@ -63,15 +63,21 @@ class Real:
 @dataclass(frozen=True)
 class Positive:
     """A finite positive real; hypothesis draws log-uniformly from [low, high]
-    (and plain floats there too, which shrink to 1)."""
+    (and plain floats there too, which shrink to 1). With ``zero_allowed`` the function also
+    takes 0 (a schedule's step 0, the data), which the checks do not draw: the tests of such a
+    derivation cover that end directly."""
 
     low: float = 1e-3
     high: float = 1e3
-    constraint = "positive"
+    zero_allowed: bool = False
     shape_kind = "scalar"
 
+    @property
+    def constraint(self):
+        return ("interval", 0.0, sys.float_info.max, True, True) if self.zero_allowed else "positive"
+
     def describe(self) -> str:
-        return "positive"
+        return "non-negative" if self.zero_allowed else "positive"
 
     def strategy(self, dimensions):
         st = _hypothesis()
@@ -212,14 +218,15 @@ class Count:
 
     low: int = 1
     high: int = 100
+    zero_allowed: bool = False      # 0 accepted (a schedule's step 0, the data) but not drawn
     shape_kind = "scalar"
 
     @property
     def constraint(self):
-        return ("interval", float(self.low), sys.float_info.max, True, True)
+        return ("interval", 0.0 if self.zero_allowed else float(self.low), sys.float_info.max, True, True)
 
     def describe(self) -> str:
-        return f"integer >= {int(self.low)}"
+        return f"integer >= {0 if self.zero_allowed else int(self.low)}"
 
     def strategy(self, dimensions):
         return _hypothesis().integers(int(self.low), int(self.high)).map(float)

@@ -20,7 +20,9 @@ from .functions import mpmath_namespace
 def _mpmath_function(arguments: tuple, expression):
     # Every special function evaluates by its declared mpmath route.
     modules = [{"log1p": mpmath.log1p, "expm1": mpmath.expm1, **mpmath_namespace()}, "mpmath"]
-    return sp.lambdify(arguments, expression, modules)
+    # zoo (a division by a constant 0, in a wrong variant) has no mpmath name: it evaluates to NaN,
+    # undefined, which refutes the variant.
+    return sp.lambdify(arguments, expression.xreplace({sp.zoo: sp.nan}), modules)
 
 
 def evaluate(derivation, expression, point: dict, digits: int = 50):
@@ -213,12 +215,29 @@ def sensitivity(derivation, output: str, point: dict) -> float:
     for param in derivation.params:
         if point[param.name] == 0:
             continue
-        slope = reference_value(derivation, _derivative(closed_form, param.symbol), point, digits=30,
-                                agree=1e-20)
+        try:
+            slope = reference_value(derivation, _derivative(closed_form, param.symbol), point, digits=30,
+                                    agree=1e-20)
+        except (TypeError, ValueError):
+            # SymPy cannot differentiate a clip (Min, Max) whose argument it cannot prove real (a
+            # ratio of sines, which could be 1/0): a central difference at 30 digits instead, plenty
+            # for a tolerance's scale.
+            slope = _central_difference(derivation, closed_form, param.name, point)
         total += abs(mpmath.mpf(float(point[param.name])) * slope)
     return float(total)
 
 
+def _central_difference(derivation, expression, name: str, point: dict, relative_step: float = 1e-10):
+    value = float(point[name])
+    step = relative_step * abs(value)
+    above = reference_value(derivation, expression, {**point, name: value + step}, digits=30, agree=1e-20)
+    below = reference_value(derivation, expression, {**point, name: value - step}, digits=30, agree=1e-20)
+    return (above - below) / (2 * step)
+
+
 @functools.lru_cache(maxsize=256)
 def _derivative(expression, symbol):
-    return sp.diff(expression, symbol)
+    # UnevaluatedExpr only fixes an order of rounding for the printed code (a fraction formed first);
+    # SymPy would keep its derivative unevaluated.
+    plain = expression.replace(lambda node: isinstance(node, sp.UnevaluatedExpr), lambda node: node.args[0])
+    return sp.diff(plain, symbol)

@@ -68,7 +68,9 @@ class Lemma:
     def prove(self) -> str:
         for left, right in self.equalities:
             difference = sp.sympify(left).doit() - sp.sympify(right).doit()
-            attempts = (sp.expand, sp.simplify, lambda e: sp.simplify(sp.expand_log(sp.expand(e), force=True)))
+            # The last attempt decides identities between clips (Min, Max) case by case.
+            attempts = (sp.expand, sp.simplify, lambda e: sp.simplify(sp.expand_log(sp.expand(e), force=True)),
+                        lambda e: sp.simplify(sp.piecewise_fold(e.rewrite(sp.Piecewise))))
             if not any(attempt(difference) == 0 for attempt in attempts):
                 raise LemmaError(f"lemma not proved: {self.statement} (residual {sp.simplify(difference)})")
         return f"lemma proved by SymPy: {self.statement}"

@@ -19,6 +19,9 @@ sigmoid(t)         1 / (1 + exp(-t))                        kept whole under Sym
 normal_cdf(z)      (1 + erf(z / sqrt 2)) / 2                full relative precision in the tails
 log_normal_cdf(z)  log((1 + erf(z / sqrt 2)) / 2)           log Phi(80) = -1e-1392, not 0
 minimum(v, c)      min(v, c)                                a clip, kept as it is in proofs
+maximum(v, f)      max(v, f)                                a clip from below, likewise
+complement(v)      1 - v                                    printed as written: +0.0 at v = 1
+hypot(a, b)        sqrt(a^2 + b^2)                          no overflow or underflow of the squares
 sin_product(x, y)  sin^2((x+y)/2) - sin^2((x-y)/2)          a difference of squares, no cancellation
 =================  =======================================  ====================================
 """
@@ -135,13 +138,54 @@ log_normal_cdf = special_function(
     doc="log Phi(z), evaluated as log1p(-Phi(-z)) for z >= 0: log Phi(80) = -1e-1392 at any "
         "precision, where log(ncdf(80)) needs 1400 digits not to be log 1 = 0.")
 
+# The slope of a clip, 1 where the argument is taken and 0 where the bound is: a function of its
+# own rather than a Piecewise of comparisons, which SymPy refuses to rebuild (xreplace, Heaviside)
+# when it cannot decide that an argument such as 1/sin(x)^2 is real.
+at_most = special_function(
+    "at_most", 2, meaning=lambda value, bound: sp.Piecewise((1, sp.Le(value, bound, evaluate=False)), (0, True),
+                                                            evaluate=False),
+    mpmath=lambda value, bound: mpmath.mpf(1) if value <= bound else mpmath.mpf(0), opaque=True, real=True,
+    derivative=lambda value, bound: (0, 0), latex=r"[{0} \le {1}]", text="[{0} <= {1}]",
+    doc="1 where value <= bound, else 0: the slope of min(value, bound) in value.")
+
+
+def _clip_slopes(value, bound, value_wins):
+    """d/dvalue and d/dbound of a clip: 1 for the argument that is taken."""
+    taken = value_wins(value, bound)
+    return taken, 1 - taken
+
+
 minimum = special_function(
     "minimum", 2, meaning=lambda value, ceiling: sp.Min(value, ceiling),
+    derivative=lambda value, ceiling: _clip_slopes(value, ceiling, at_most),
     mpmath=lambda value, ceiling: min(value, ceiling), opaque=True, real=True,
     numpy="numpy.minimum", torch="torch.clamp({0}, max={1})", jax="jax.numpy.minimum({0}, {1})",
     latex=r"\min\left({0}, {1}\right)", text="min({0}, {1})",
     doc="min(value, ceiling): a clip kept as it is in proofs, so SymPy proves a rewrite of the "
         "value inside it without deciding inequalities between the two.")
+
+# sqrt(a^2 + b^2) as C99's hypot computes it: scaled, so neither square overflows (a = 1e200)
+# nor underflows (a = 1e-200) where the result itself is representable.
+hypot = special_function(
+    "hypot", 2, meaning=lambda a, b: sp.sqrt(a**2 + b**2),
+    mpmath=mpmath.hypot, real=True,
+    numpy="numpy.hypot({0}, {1})", torch="torch.hypot({0}, {1})", jax="jax.numpy.hypot({0}, {1})",
+    latex=r"\sqrt{{{0}^{{2}} + {1}^{{2}}}}", text="hypot({0}, {1})",
+    doc="sqrt(a^2 + b^2), without overflow or underflow of the squares (C99 hypot).")
+
+complement = special_function(
+    "complement", 1, meaning=lambda value: 1 - value, mpmath=lambda value: 1 - value, real=True,
+    numpy="(1 - {0})", torch="(1 - {0})", jax="(1 - {0})", latex=r"\left(1 - {0}\right)", text="(1 - {0})",
+    doc="1 - value, printed as written: common-subexpression elimination would otherwise share it "
+        "with value - 1 elsewhere and negate, and -(value - 1) is -0.0 at value = 1.")
+
+maximum = special_function(
+    "maximum", 2, meaning=lambda value, floor: sp.Max(value, floor),
+    derivative=lambda value, floor: _clip_slopes(value, floor, lambda a, b: at_most(b, a)),
+    mpmath=lambda value, floor: max(value, floor), opaque=True, real=True,
+    numpy="numpy.maximum", torch="torch.clamp({0}, min={1})", jax="jax.numpy.maximum({0}, {1})",
+    latex=r"\max\left({0}, {1}\right)", text="max({0}, {1})",
+    doc="max(value, floor): a clip from below, kept as it is in proofs (see minimum).")
 
 #: sin(a + b) sin(a - b) = sin^2 a - sin^2 b, for symbols a and b. SymPy's simplifier proves
 #: it for symbols in a fraction of a second, though not for angles made of multiples of pi.

@@ -50,6 +50,7 @@ import numpy as np
 
 from symgen.numerics import frechet as np_frechet
 from symgen.numerics import gaussian as np_gaussian
+from symgen.numerics import schedules as np_schedules
 from symgen.numerics import scores as np_scores
 from symgen.numerics.stable import log1pmx
 from symgen.numerics.validate import SYMMETRY_RTOL, fail
@@ -799,3 +800,24 @@ def _needs_gradient(backend, arrays) -> bool:
     import jax
 
     return any(isinstance(a, jax.core.Tracer) for a in arrays)
+
+
+def diffusion_discrete_linear_schedule(t, T, beta_start, beta_end, *, backend, validate=True,
+                                       function="diffusion_discrete_linear_schedule"):
+    """DDPM's discrete linear schedule for torch and JAX: computed by the NumPy version (its running
+    sum in log space is a loop over the steps, not an array expression) and returned as arrays of the
+    library, on the device and in the float dtype of the arguments. A schedule is a table of
+    constants: no gradient flows through it, and under tracing it is an error."""
+    arrays = backend.convert([t, T, beta_start, beta_end])
+    if backend.tracing(arrays):
+        raise ValueError(f"{function}: a schedule is computed eagerly (a table of constants), "
+                         "not under torch.compile or jax.jit")
+    like = arrays[0]
+    result = np_schedules.diffusion_discrete_linear_schedule(
+        *(backend.to_numpy(array) for array in arrays), validate=validate, function=function)
+    values = [backend.asarray(np.asarray(value, dtype=np.float64)) for value in result]
+    if backend.name == "torch":
+        values = [value.to(device=like.device, dtype=like.dtype) for value in values]
+    else:
+        values = [value.astype(like.dtype) for value in values]
+    return type(result)(*values)

@@ -70,6 +70,8 @@ def check_interval(function: str, name: str, values: np.ndarray, low: float, hig
     below = values <= high if high_closed else values < high
     bad = ~(above & below)
     if np.any(bad):
+        if low == 0 and low_closed and high == np.finfo(np.float64).max:
+            raise fail(function, name, f"must be non-negative, got {_first_bad(values, bad)}")
         interval = f"{'[' if low_closed else '('}{low}, {high}{']' if high_closed else ')'}"
         raise fail(function, name, f"must lie in {interval}, got {_first_bad(values, bad)}")
 
