@@ -242,8 +242,10 @@ alpha_bar_first = sp.Symbol("alpha_bar_first", positive=True)
 alpha_bar_last = sp.Symbol("alpha_bar_last", positive=True)
 slope, offset = sp.symbols("k b", real=True)           # the affine map g(s) = k s + b, solved for
 
-# Levels in (0, 1): draws stop 1e-12 short of 1, where the first step's SNR would be infinite.
-LEVEL = Interval(0.0, 1.0, draw_high=1 - 1e-12)
+# Levels in (0, 1): draws stop 1e-12 short of 1, where the first step's SNR would be infinite, and start
+# at 1e-300: a subnormal alpha_bar_T (5e-324) left two equal levels in the check's schedule through the
+# point, whose Algorithm 1 then divides by 0 (found by hypothesis 6.170 in CI).
+LEVEL = Interval(0.0, 1.0, draw_low=1e-300, draw_high=1 - 1e-12)
 
 diffusion_zero_terminal_snr = Derivation(
     "diffusion_zero_terminal_snr",

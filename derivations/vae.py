@@ -298,8 +298,8 @@ def expected_sin():
     return GaussianExpectation(sp.sin(u), u, grad_loc, grad_scale).doit()
 
 
-vae_reparameterization_gradient = Derivation(
-    "vae_reparameterization_gradient",
+vae_reparameterization_gradient_sin = Derivation(
+    "vae_reparameterization_gradient_sin",
     sections=(2,),
     title="Gradient of E[sin z], z ~ N(loc, scale^2), in loc and scale",
     summary=("The exact gradient that the pathwise (reparameterisation, z = loc + scale eps) and the "
@@ -309,7 +309,7 @@ vae_reparameterization_gradient = Derivation(
     params=[Param(grad_loc, Real(-10, 10), "mean of z"),
             Param(grad_scale, Positive(1e-2, 5), "standard deviation of z (not the variance)")],
 )
-chain = vae_reparameterization_gradient.define(
+chain = vae_reparameterization_gradient_sin.define(
     lambda: sp.diff(expected_sin(), grad_loc),
     "definition: d/dloc E_{z ~ N(loc, scale^2)}[sin z], where SymPy integrates E[sin z] = "
     "exp(-scale**2/2)*sin(loc)", output="d_loc", doc="d E[sin z] / d loc")
@@ -317,7 +317,7 @@ chain.step(
     GaussianExpectation(sp.cos(u), u, grad_loc, grad_scale),
     "reparameterise z = loc + scale eps, eps ~ N(0, 1): d/dloc E[f(loc + scale eps)] = E[f'(z)]")
 chain.step(sp.exp(-grad_scale**2 / 2) * sp.cos(grad_loc), "SymPy integrates E[cos z]: the closed form")
-chain = vae_reparameterization_gradient.define(
+chain = vae_reparameterization_gradient_sin.define(
     lambda: sp.diff(expected_sin(), grad_scale),
     "definition: d/dscale E_{z ~ N(loc, scale^2)}[sin z], differentiating SymPy's E[sin z]",
     output="d_scale", doc="d E[sin z] / d scale")
@@ -363,11 +363,11 @@ for output, pathwise, score in (("d_loc", pathwise_loc, score_function_loc),
     # and 1e-7 (d_scale) of the gradient, where 10^6 plain draws resolved 6e-7 and 0.8%. Where
     # scale is large the gradient, exp(-scale^2/2) times a sine or cosine, is far below the
     # draws' spread, and no number of draws resolves it relative to itself.
-    vae_reparameterization_gradient.add_check(MeanCheck(
+    vae_reparameterization_gradient_sin.add_check(MeanCheck(
         pathwise, f"pathwise (reparameterisation) Monte Carlo estimate of {output}", output=output,
         samples=200_000, batches=200))
     # The score-function estimate is the noisier one (its variance grows like 1/scale^2, a
     # term the control variate He_1(eps) takes out): best points 1e-7 (d_loc), 2e-4 (d_scale).
-    vae_reparameterization_gradient.add_check(MeanCheck(
+    vae_reparameterization_gradient_sin.add_check(MeanCheck(
         score, f"score-function (REINFORCE) Monte Carlo estimate of {output}", output=output,
         samples=200_000, batches=200))

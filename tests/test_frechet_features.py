@@ -83,7 +83,9 @@ def clipped(eigenvalues):
     """Eigenvalues with those at the reference's noise level (exact zeros of a singular
     covariance come out ~10^-50 of the largest, of either sign) set to 0."""
     values = [eigenvalues[k] for k in range(len(eigenvalues))]
-    noise = mpmath.mpf(10) ** (10 - REFERENCE_DIGITS) * max([abs(v) for v in values] + [mpmath.mpf(1e-300)])
+    # Relative to the largest only: features of size 1e-132 have covariance eigenvalues of 1e-264 and
+    # an inner product of 1e-527, which an absolute floor would take for noise.
+    noise = mpmath.mpf(10) ** (10 - REFERENCE_DIGITS) * max([abs(v) for v in values] + [mpmath.mpf(0)])
     return [v if v > noise else mpmath.mpf(0) for v in values]
 
 

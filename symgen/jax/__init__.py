@@ -50,7 +50,7 @@ TOPIC = {
     'vae_linear_gaussian_elbo': 'vae',
     'vae_linear_gaussian_evidence': 'vae',
     'vae_linear_gaussian_posterior': 'vae',
-    'vae_reparameterization_gradient': 'vae',
+    'vae_reparameterization_gradient_sin': 'vae',
 }
 
 __all__ = list(TOPIC)
