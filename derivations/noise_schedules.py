@@ -147,6 +147,7 @@ diffusion_cosine_schedule = Derivation(
         Param(T, Positive(1.0, 4000.0), "the number of steps T (>= 1)"),
     ],
     near=[(t, T)],
+    infinite_at="the SNR at t = 0, the data",
     requires=[(T >= 1, "argument 'T' must be >= 1 (a schedule has at least one step)"),
               (t <= T, "argument 't' must be <= T (the schedule ends at step T)")],
 )
@@ -536,6 +537,7 @@ diffusion_linear_schedule = Derivation(
                        "App. C (DDPM's betas as beta_i = beta_min/N + (i - 1)(beta_max - beta_min)/(N (N - 1)) "
                        "and their N -> infinity limit beta_min + t (beta_max - beta_min))",
                 KINGMA],
+    infinite_at="the SNR at time 0, the data",
     params=[
         # time = 0 (the data: alpha_bar = 1, SNR infinite) is accepted, not drawn; tests/test_schedules.py.
         Param(time, Interval(0.0, 1.0, low_closed=True, high_closed=True, draw_low=1e-9),

@@ -415,3 +415,15 @@ def test_zero_signal_is_pure_noise():
     mean, var = diffusion_posterior(2.0, -0.5, 0.0, 0.3)
     assert mean == pytest.approx(np.sqrt(0.3) * 2.0, rel=1e-15) and var == pytest.approx(0.7, rel=1e-15)
     assert score_diffusion(2.0, -0.5, 0.0) == 0.5
+
+
+def test_step_zero_is_the_data_without_a_warning():
+    """The SNR of step 0 (time 0) is infinite: the answer, computed without NumPy's divide-by-zero
+    warning (the derivations declare it with infinite_at)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert tuple(cosine_schedule(0.0, 10.0)) == (1.0, 0.0, np.inf)
+        assert tuple(linear_schedule(0.0, 0.1, 20.0)) == (1.0, np.inf)
+        assert tuple(diffusion_discrete_linear_schedule(0, 10, 1e-4, 0.02)) == (1.0, 0.0, np.inf)

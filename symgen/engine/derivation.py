@@ -147,13 +147,15 @@ class Derivation:
     that hypothesis also draws nearly equal (second = first x (1 + tiny)), where
     naive formulas cancel. ``implementation`` names a hand-written NumPy function
     ("module:function") that replaces printed code, for matrix-valued formulas.
+    ``infinite_at`` says where an output is infinite as a limit, inside the domain (the SNR
+    of step 0, the data): the NumPy code divides by zero there without a warning.
     """
 
     def __init__(self, name: str, *, title: str, kind: str, params: list[Param],
                  references: list[str], summary: str = "", near: list[tuple] = (),
                  dimensions: dict | None = None, explicit_dimensions=(1, 2, 3),
                  implementation: str | None = None, returns: str = "", requires=(),
-                 sections=(), explicit_matrices: "ExplicitMatrices | None" = None):
+                 sections=(), explicit_matrices: "ExplicitMatrices | None" = None, infinite_at: str = ""):
         if kind not in KINDS:
             raise ValueError(f"derivation {name!r}: kind must be one of {KINDS}, got {kind!r}")
         self.name = name
@@ -171,6 +173,7 @@ class Derivation:
         self.explicit_dimensions = tuple(explicit_dimensions)
         self.explicit_matrices = explicit_matrices
         self.implementation = implementation
+        self.infinite_at = infinite_at
         self.returns = returns
         # The theory notebook's sections this derivation makes real (for the notebook).
         self.sections = tuple(sections)

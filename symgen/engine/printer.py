@@ -342,7 +342,13 @@ def _function_source(found, reuse: bool = True, backend: str = "numpy") -> str:
     else:
         body.append(f"return {_result_class(found)}({', '.join(printed)})")
     body = "\n".join(body)
-    lines.append(wrap_code(textwrap.indent(reuse_arrays(body) if reuse and numpy else body, "    ")))
+    if reuse and numpy:
+        body = reuse_arrays(body)
+    if numpy and found.infinite_at:
+        # An output infinite as a limit (found.infinite_at): a division by zero there is the
+        # answer, not a slip, so NumPy is not asked to warn of it.
+        body = "with numpy.errstate(divide='ignore'):\n" + textwrap.indent(body, "    ")
+    lines.append(wrap_code(textwrap.indent(body, "    ")))
     return "\n".join(lines)
 
 
