@@ -22,8 +22,8 @@ A derivation module imports from here only. What a contributor needs to know:
    functions (``MatrixSqrt``, ``DiagonalPart``, ``quadratic_form``, ``squared_norm``),
    change of variables (``pushforward``, ``jacobian``), and the stable primitives
    (``log1pmx``, ``expm1mx``, ``sqrt_ratio``, ``softplus``, ``logaddexp``, ``sigmoid``,
-   ``normal_cdf``, ``log_normal_cdf``, ``log_normal_mass``, ``minimum``, ``maximum``,
-   ``sin_product``).
+   ``normal_cdf``, ``log_normal_cdf``, ``log_normal_mass``, ``minimum``, ``maximum`` (and
+   ``at_most``, their slope), ``complement``, ``hypot``, ``sin_product``).
 6. Empirical checks, which never use the closed form: ``MeanCheck`` (a Monte Carlo
    mean), ``DistributionCheck``, ``ConditionalCheck``, ``DensityCheck``, ``BoxCheck``,
    ``EnumerationCheck`` (samples against a law), ``IdentityCheck`` and
@@ -66,8 +66,8 @@ from .functions import Lemma, special_function
 from .lazy import lazy_module
 from .matrices import DiagonalPart, MatrixSqrt, quadratic_form, squared_norm
 from .optimum import ArgMax
-from .primitives import (at_most, complement, expm1mx, hypot, log1pmx, log_normal_cdf, log_normal_mass, logaddexp, maximum, minimum, normal_cdf,
-                         sigmoid, sin_product, softplus, sqrt_ratio)
+from .primitives import (at_most, complement, expm1mx, hypot, log1pmx, log_normal_cdf, log_normal_mass, logaddexp,
+                         maximum, minimum, normal_cdf, sigmoid, sin_product, softplus, sqrt_ratio)
 from .vector_checks import VectorIdentityCheck
 
 __all__ = [
@@ -80,8 +80,8 @@ __all__ = [
     "log_mvn_pdf", "log_normal_pdf", "normal_pdf",
     "DiagonalPart", "MatrixSqrt", "quadratic_form", "squared_norm",
     "Pushforward", "jacobian", "log_abs_det_jacobian", "monotone_direction", "pushforward",
-    "at_most", "complement", "expm1mx", "hypot", "log1pmx", "log_normal_cdf", "log_normal_mass", "logaddexp", "maximum", "minimum", "normal_cdf",
-    "sigmoid", "sin_product", "softplus", "sqrt_ratio",
+    "at_most", "complement", "expm1mx", "hypot", "log1pmx", "log_normal_cdf", "log_normal_mass", "logaddexp",
+    "maximum", "minimum", "normal_cdf", "sigmoid", "sin_product", "softplus", "sqrt_ratio",
     # 6: empirical checks
     "BoxCheck", "ConditionalCheck", "Controlled", "DensityCheck", "DistributionCheck", "EnumerationCheck",
     "IdentityCheck", "MeanCheck", "Outcome", "VectorIdentityCheck",

@@ -215,24 +215,10 @@ def sensitivity(derivation, output: str, point: dict) -> float:
     for param in derivation.params:
         if point[param.name] == 0:
             continue
-        try:
-            slope = reference_value(derivation, _derivative(closed_form, param.symbol), point, digits=30,
-                                    agree=1e-20)
-        except (TypeError, ValueError):
-            # SymPy cannot differentiate a clip (Min, Max) whose argument it cannot prove real (a
-            # ratio of sines, which could be 1/0): a central difference at 30 digits instead, plenty
-            # for a tolerance's scale.
-            slope = _central_difference(derivation, closed_form, param.name, point)
+        slope = reference_value(derivation, _derivative(closed_form, param.symbol), point, digits=30,
+                                agree=1e-20)
         total += abs(mpmath.mpf(float(point[param.name])) * slope)
     return float(total)
-
-
-def _central_difference(derivation, expression, name: str, point: dict, relative_step: float = 1e-10):
-    value = float(point[name])
-    step = relative_step * abs(value)
-    above = reference_value(derivation, expression, {**point, name: value + step}, digits=30, agree=1e-20)
-    below = reference_value(derivation, expression, {**point, name: value - step}, digits=30, agree=1e-20)
-    return (above - below) / (2 * step)
 
 
 @functools.lru_cache(maxsize=256)

@@ -98,10 +98,8 @@ def _same_value(derivation, a, b, points) -> bool:
     for point in points:
         try:
             left = evaluate(derivation, a, point, digits=30)
-        except (ValueError, ArithmeticError, TypeError, KeyError):
-            # Undefined where the closed form is defined (a division by a constant made zero
-            # leaves zoo, which has no mpmath name): a wrong variant.
-            return False
+        except (ValueError, ArithmeticError, TypeError):
+            return False        # undefined where the closed form is defined: a wrong variant
         right = evaluate(derivation, b, point, digits=30)
         lefts, rights = (left, right) if isinstance(left, list) else ([left], [right])
         scale = max([abs(v) for v in lefts + rights] + [1e-300])
