@@ -27,16 +27,26 @@ SECTIONS = {
 }
 
 SETUP = """\
+import io
+
 import numpy as np
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from IPython.display import Markdown, display
+from IPython.display import Image, Markdown, display
 
 import symgen
 from symgen import view
 from symgen.engine.docs import KIND_NOTES
 from symgen.engine.record import record_of
+
+
+def show(figure):
+    \"\"\"The figure as a PNG output of the cell (under Agg, plt.show() leaves none), then closed.\"\"\"
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    display(Image(buffer.getvalue()))
 """
 
 
@@ -59,7 +69,7 @@ def _derivation_cells(nbformat, found, examples: int) -> list:
     for index, (title, _) in enumerate(found.plots):
         cells.append(nbformat.v4.new_code_cell(
             f"figure, axes = plt.subplots(figsize=(6.4, 4))\n"
-            f"found.plots[{index}][1](axes)\naxes.set_title({title!r})\nplt.show()"))
+            f"found.plots[{index}][1](axes)\naxes.set_title({title!r})\nshow(figure)"))
     return cells
 
 
@@ -74,19 +84,27 @@ def build_notebook(derivations: list, examples: int = 5):
                  "checks that never use the closed form."),
              nbformat.v4.new_code_cell(SETUP)]
     for number, title in SECTIONS.items():
-        cells.append(nbformat.v4.new_markdown_cell(f"## {number}. {title}"))
+        # The sections the chosen derivations make real, in the theory notebook's order, and the
+        # closing checklist (section 13). A derivation of several sections is worked in the first
+        # and pointed to from the others.
         members = [found for found in derivations if number in found.sections]
+        if not members and number != 13:
+            continue
+        cells.append(nbformat.v4.new_markdown_cell(f"## {number}. {title}"))
+        shown = [found for found in members if min(found.sections) < number]
+        if shown:
+            cells.append(nbformat.v4.new_markdown_cell("\n".join(
+                f"- `{found.name}` ({found.title}): worked in section {min(found.sections)} above."
+                for found in shown)))
         if number == 13:
             cells.append(nbformat.v4.new_code_cell(
                 "for kind, (measures, does_not, report) in KIND_NOTES.items():\n"
                 "    print(f\"{kind}:\\n  measures: {measures}\\n  does not measure: {does_not}\\n"
                 "  report: {report}\")"))
             continue
-        if not members:
-            cells.append(nbformat.v4.new_markdown_cell("*No derivation in this catalogue covers this "
-                                                       "section yet.*"))
         for found in members:
-            cells += _derivation_cells(nbformat, found, examples)
+            if min(found.sections) == number:
+                cells += _derivation_cells(nbformat, found, examples)
     notebook.cells = cells
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return notebook
