@@ -60,13 +60,18 @@ def test_the_callable_example_prints_what_the_readme_says(tmp_path):
         assert expected in printed, (line, printed)
 
 
+def run_script(script, directory):
+    """What a README script prints, run in a fresh interpreter from ``directory`` (outside the tree)."""
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=directory,
+                          env=environment, check=True).stdout
+
+
 def test_the_training_step_runs_and_prints_what_the_readme_says(tmp_path):
     # "In a training step": symgen.torch in a VAE step, float32 kept, gradients finite.
     script, shown = re.search(r"## In a training step.*?```python\n(.*?)```\n\n```text\n(.*?)```",
                               README, re.S).groups()
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    printed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
-                             env=environment, check=True).stdout
+    printed = run_script(script, tmp_path)
     before, after = shown.strip().split("...")
     assert printed.startswith(before) and printed.strip().endswith(after.strip()), printed
 
@@ -76,7 +81,5 @@ def test_the_porting_example_prints_what_the_readme_says(tmp_path):
     # features and the DCGAN losses, each line as shown.
     script, shown = re.search(r"```python\n# porting.py\n(.*?)```\n\n```text\n\$ python porting.py\n(.*?)```",
                               README, re.S).groups()
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    printed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
-                             env=environment, check=True).stdout
+    printed = run_script(script, tmp_path)
     assert printed.split() == shown.split(), printed
