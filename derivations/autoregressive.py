@@ -26,6 +26,7 @@ PROBABILITY = Interval(0.0, 1.0, draw_low=1e-3, draw_high=1 - 1e-3)
 
 autoregressive_binary_logpmf = Derivation(
     "autoregressive_binary_logpmf",
+    notation={"autoregressive_binary_logpmf": r"\log p(x_{1}, x_{2}, x_{3})"},
     sections=(1,),
     title="Log probability of a binary sequence under a 3-step autoregressive model",
     summary="log p(x1, x2, x3) = log p(x1) + log p(x2 | x1) + log p(x3 | x1, x2), Bernoulli conditionals.",

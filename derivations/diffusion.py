@@ -130,6 +130,7 @@ forward_chain_cgf = special_function(
 
 diffusion_marginal = Derivation(
     "diffusion_marginal",
+    notation={"mean": r"\mathbb{E}[x_{t} \mid x_{0}]", "var": r"\mathrm{Var}[x_{t} \mid x_{0}]"},
     sections=(7,),
     title="Marginal of the diffusion forward process, q(x_t | x_0)",
     summary="Mean and variance of x_t given x_0 after noising to level alpha_bar "
@@ -262,6 +263,7 @@ diffusion_marginal.add_slip("sqrt(1 - alpha_bar)", "the scale for the variance",
 
 diffusion_posterior = Derivation(
     "diffusion_posterior",
+    notation={"mean": r"\tilde{\mu}_{t}", "var": r"\tilde{\beta}_{t}"},
     sections=(7,),
     title="Posterior of one diffusion step, q(x_{t-1} | x_t, x_0)",
     summary="Mean and variance of x_{t-1} given x_t and x_0 (the DDPM reverse-step target), "
@@ -413,7 +415,7 @@ def implied_clean():
 (diffusion_predictions
  .define(lambda: sp.sqrt(alpha_bar) * eps - sp.sqrt(1 - alpha_bar) * implied_clean(),
          "definition of v (Salimans & Ho 2022), with x_0 from the reparameterised sample", output="v",
-         doc="v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x_0")
+         doc="v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x_0", published=True)
  .step((eps - sp.sqrt(1 - alpha_bar) * xt) / sp.sqrt(alpha_bar),
        "collect: alpha_bar eps + (1 - alpha_bar) eps = eps"))
 
@@ -525,6 +527,7 @@ noise = sp.Symbol("noise", real=True)     # eps, the variable solved for
 
 diffusion_optimal_eps = Derivation(
     "diffusion_optimal_eps",
+    notation={"mean": r"\mathbb{E}[\varepsilon \mid x_{t}]", "var": r"\mathrm{Var}[\varepsilon \mid x_{t}]"},
     sections=(8, 12),
     title="The optimal noise prediction E[eps | x_t] and its loss, for Gaussian data",
     summary="For data x_0 ~ N(loc, scale^2) and x_t = sqrt(alpha_bar) x_0 + sqrt(1 - alpha_bar) eps: "
@@ -600,6 +603,7 @@ m_fn, v_fn = sp.Function("m"), sp.Function("v")
 
 diffusion_vpsde_marginal = Derivation(
     "diffusion_vpsde_marginal",
+    notation={"mean": r"\mathbb{E}[x_{t} \mid x_{0}]", "var": r"\mathrm{Var}[x_{t} \mid x_{0}]"},
     sections=(7,),
     title="Marginal of the variance-preserving SDE with a linear noise rate",
     summary="Mean and variance of x(t) given x(0) = x0 for dx = -beta(t) x dt / 2 + sqrt(beta(t)) dW, "

@@ -98,6 +98,7 @@ LOGIT = Real(-8.0, 8.0)
 
 autoregressive_categorical_logpmf_2x3 = Derivation(
     "autoregressive_categorical_logpmf_2x3",
+    notation={"autoregressive_categorical_logpmf_2x3": r"\log p(x_{1}, x_{2})"},
     sections=(1,),
     title="Log probability of a sequence under a 2-step autoregressive model with 3 categories",
     summary="log p(x1, x2) = log softmax(a)_{x1} + log softmax(b_{x1})_{x2}: the chain rule with "
@@ -231,6 +232,7 @@ probability_of_data = sp.UnevaluatedExpr(sp.exp(-nll_nats))   # p(x), kept as e^
 
 bits_per_dim = Derivation(
     "bits_per_dim",
+    notation={"bits_per_dim": r"\mathrm{bpd}"},
     sections=(1, 13),
     title="Bits per dimension of a negative log-likelihood in nats",
     summary="-log_2 p(x) / D = nll / (D ln 2): the change of base from nats to bits, per dimension.",
@@ -275,6 +277,7 @@ bits_per_dim.add_slip("nll_nats/log(2)", "not per dimension")
 
 perplexity = Derivation(
     "perplexity",
+    notation={"perplexity": r"\mathrm{PPL}"},
     sections=(1, 13),
     title="Perplexity of a negative log-likelihood in nats over a number of tokens",
     summary="p(w_1, ..., w_N)^(-1/N) = exp(nll / N): the inverse geometric mean of the per-token "
@@ -343,6 +346,7 @@ step_index = 255 * (x + 1) / 2
 
 discretized_gaussian_logpmf = Derivation(
     "discretized_gaussian_logpmf",
+    notation={"discretized_gaussian_logpmf": r"\log P(x)"},
     sections=(1, 7),
     title="Log probability of an 8-bit value under DDPM's discretized Gaussian decoder",
     summary="log of N(loc, scale^2) integrated over the bin of width 2/255 around x in [-1, 1], the edge "
@@ -373,7 +377,7 @@ decoder_chain = discretized_gaussian_logpmf.define(
         (log_gaussian_mass(x - HALF_WIDTH, sp.oo, loc, scale), UPPER_EDGE),
         (log_gaussian_mass(x - HALF_WIDTH, x + HALF_WIDTH, loc, scale), True)),
     "definition (Eq. 13): the Gaussian density integrated over the bin [x - 1/255, x + 1/255], the bin "
-    "of x = -1 from -inf and the bin of x = 1 to inf")
+    "of x = -1 from -inf and the bin of x = 1 to inf", published=True)
 decoder_chain.step(
     sp.Piecewise(
         (log_normal_cdf(upper_end), LOWER_EDGE),

@@ -61,6 +61,7 @@ x = sp.Symbol("x", real=True)
 
 mixture_variance = Derivation(
     "mixture_variance",
+    notation={"mixture_variance": r"\mathrm{Var}[x]", "weight": r"\pi"},
     sections=(11,),
     title="Variance of a two-mode Gaussian mixture",
     summary="Var x for x ~ weight N(loc1, scale^2) + (1 - weight) N(loc2, scale^2): what the corrected "
@@ -133,6 +134,7 @@ mode_index = sp.Symbol("k", integer=True, positive=True)
 
 expected_modes_covered = Derivation(
     "expected_modes_covered",
+    notation={"expected_modes_covered": r"\mathbb{E}[\text{modes covered}]", "modes": r"K", "draws": r"n"},
     sections=(11,),
     title="Expected number of modes covered by draws from an equally weighted mixture",
     summary="E[number of the K = modes components that n = draws independent draws reach], "
@@ -156,7 +158,9 @@ chain = expected_modes_covered.define(
     sp.Sum(1 - miss_probability, (mode_index, 1, modes)),
     "definition: the expected count is the sum over the modes of P(mode k has a draw) = "
     "1 - P(Binomial(draws, 1/modes) = 0) = 1 - (1 - 1/modes)^draws (linearity of expectation)")
-chain.step(modes - modes * miss_probability, "SymPy sums the K equal terms: the textbook form")
+chain.step(modes - modes * (1 - 1 / modes) ** draws, "SymPy sums the K equal terms: the textbook form",
+           published=True)
+chain.step(modes - modes * miss_probability, "(1 - 1/K)^n = exp(n log(1 - 1/K)), the form the stable rewrite starts from")
 chain.stable(-modes * expm1(draws * log1p(-1 / modes)),
              "log(1 - 1/K) = log1p(-1/K), and 1 - exp(u) = -expm1(u): no cancellation when "
              "n << K, where nearly every draw reaches a new mode and K - K(1 - 1/K)^n loses its digits")

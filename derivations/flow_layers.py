@@ -128,6 +128,7 @@ def coupling_shift(first):
 
 affine_coupling_logpdf_2d = Derivation(
     "affine_coupling_logpdf_2d",
+    notation={"affine_coupling_logpdf_2d": r"\log p_{X}(x)"},
     sections=(6,),
     title="Log density of a 2-D affine coupling layer x2 = z2 exp(s(z1)) + t(z1), z ~ N(0, I)",
     summary="log p_x(x) = log N(x1; 0, 1) + log N((x2 - t(x1)) exp(-s(x1)); 0, 1) - s(x1), "
@@ -234,6 +235,7 @@ PLANAR_ENTRY = Real(-0.8, 0.8)
 
 planar_flow_logdet_2d = Derivation(
     "planar_flow_logdet_2d",
+    notation={"planar_flow_logdet_2d": r"\log \left|\det \frac{\partial f}{\partial z}\right|"},
     sections=(6,),
     title="Log-determinant of a 2-D planar flow f(z) = z + u tanh(w^T z + bias)",
     summary="log det(df/dz) = log(1 + (1 - tanh^2(w^T z + bias)) u^T w), by the matrix determinant lemma.",
@@ -260,12 +262,6 @@ chain.step(
     lambda previous: sp.log(1 + tanh_derivative(activation) * u_dot_w),
     "J = I + h'(w^T z + bias) u w^T with h' = dtanh/ds (SymPy differentiates), and "
     "det(I + h' u w^T) = 1 + h' u^T w: the matrix determinant lemma (Eq. 12)")
-sech = 2 / (sp.exp(activation) + sp.exp(-activation))
-chain.step(
-    sp.log(1 + u_dot_w * sech**2),
-    "h' = 4 e^(-2 a)/(1 + e^(-2 a))^2 = (2/(e^a + e^-a))^2 = 1 - tanh^2(a) = sech^2(a), "
-    "a = w^T z + bias: the textbook form log(1 + sech^2(a) u^T w)")
-
 # Near the invertibility edge u^T w = -1 with a small activation a, 1 + u^T w sech^2(a) is a
 # difference of two numbers near 1: at u^T w = -1 it is tanh^2(a), 1e-18 at a = 1e-9, which
 # the difference rounds to 0 (and the log to -inf). Since sech^2 + tanh^2 = 1, it is also
@@ -284,6 +280,17 @@ tanh_squared = special_function(
     latex=r"\tanh^{{2}}\left({0}\right)", text="tanh({0})**2",
     doc="tanh^2(a), evaluated by tanh itself (no cancellation at small a); in proofs "
         "1 - sech^2(a), a lemma SymPy proves.")
+chain.step(
+    sp.log(1 + (1 - tanh_squared(activation)) * u_dot_w),
+    "h'(a) = 1 - tanh^2(a), a = w^T z + bias: the paper's log |1 + h'(w^T z + b) u^T w| (Eqs. 11-12)",
+    published=True)
+sech = 2 / (sp.exp(activation) + sp.exp(-activation))
+# The stable form below keeps sech whole (UnevaluatedExpr): shown by its name there.
+planar_flow_logdet_2d.notation[sech] = r"\operatorname{sech}\left(w^{\top} z + b\right)"
+chain.step(
+    sp.log(1 + u_dot_w * sech**2),
+    "1 - tanh^2(a) = sech^2(a) = (2/(e^a + e^-a))^2, from two exponentials: no cancellation as |a| grows")
+
 chain.stable(
     sp.Piecewise(
         (sp.log((1 + u_dot_w) * sp.UnevaluatedExpr(sech) ** 2 + tanh_squared(activation)),
@@ -384,6 +391,7 @@ OFF_DIAGONAL = Real(-0.4, 0.4)
 
 linear_flow_logpdf_2d = Derivation(
     "linear_flow_logpdf_2d",
+    notation={"linear_flow_logpdf_2d": r"\log p_{X}(x)"},
     sections=(6,),
     title="Log density of an invertible linear flow x = W z + b in 2-D, z ~ N(0, I)",
     summary="log p_x(x) = log N(W^-1 (x - b); 0, I) - log|det W|, for any invertible 2x2 W.",
@@ -461,6 +469,7 @@ a1, a2 = sp.symbols("a1 a2", real=True)
 
 elementwise_affine_logpdf_2d = Derivation(
     "elementwise_affine_logpdf_2d",
+    notation={"elementwise_affine_logpdf_2d": r"\log p_{X}(x)"},
     sections=(6,),
     title="Log density of an elementwise affine flow x = a * z + b in 2-D, z ~ N(0, I)",
     summary="log p_x(x) = sum_i [log N((x_i - b_i)/a_i; 0, 1) - log|a_i|], for nonzero scales of either sign.",

@@ -36,6 +36,7 @@ t = sp.Symbol("t", real=True)    # the CDF's argument, set to x after differenti
 
 affine_flow_logpdf = Derivation(
     "affine_flow_logpdf",
+    notation={"affine_flow_logpdf": r"\log p_{X}(x)"},
     sections=(6,),
     title="Log density of the affine flow x = a z + b, z ~ N(0, 1)",
     summary="log p_x(x) = log N((x - b)/a; 0, 1) - log|a|, for either sign of a.",

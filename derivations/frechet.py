@@ -92,6 +92,7 @@ PROOF_MATRICES = ExplicitMatrices(
 
 frechet_distance = Derivation(
     "frechet_distance",
+    notation={"frechet_distance": r"d_{F}^{2}"},
     sections=(10,),
     title="Squared Fréchet (2-Wasserstein) distance between two Gaussians",
     summary="W2^2(N(loc1, cov1), N(loc2, cov2)); FID is this between Gaussians fitted to features.",

@@ -71,6 +71,9 @@ PROBABILITY = Interval(0.0, 1.0, low_closed=True, high_closed=True, draw_low=1e-
 
 gan_losses = Derivation(
     "gan_losses",
+    notation={"discriminator": r"J_{D}",
+              "generator_minimax": r"J_{G}^{\mathrm{minimax}}",
+              "generator_non_saturating": r"J_{G}^{\mathrm{NS}}"},
     sections=(5,),
     title="GAN costs of the discriminator and the generator, from discriminator probabilities",
     summary="Per real/fake pair: J_D, the minimax J_G = -J_D, and the non-saturating J_G.",
@@ -140,6 +143,11 @@ LOGIT = Real(-30, 30, sample_within=(-10, 10))
 
 gan_losses_logits = Derivation(
     "gan_losses_logits",
+    notation={"discriminator": r"J_{D}",
+              "generator_minimax": r"J_{G}^{\mathrm{minimax}}",
+              "generator_non_saturating": r"J_{G}^{\mathrm{NS}}",
+              "generator_minimax_grad": r"\partial J_{G}^{\mathrm{minimax}} / \partial \ell_{\mathrm{fake}}",
+              "generator_non_saturating_grad": r"\partial J_{G}^{\mathrm{NS}} / \partial \ell_{\mathrm{fake}}"},
     sections=(5,),
     title="GAN costs and generator gradients from discriminator logits",
     summary="gan_losses at d = sigmoid(logit), never taking log(0), and d J_G / d logit_fake for both "
@@ -170,7 +178,7 @@ for output, textbook, stable, doc in [
 ]:
     chain = gan_losses_logits.define(
         gan_losses.output(output).closed_form.xreplace(at_logits),
-        "definition: the cost of gan_losses at d = sigmoid(logit)", output=output, doc=doc)
+        "definition: the cost of gan_losses at d = sigmoid(logit)", output=output, doc=doc, published=True)
     if output == "generator_non_saturating":
         chain.step(sp.log(1 + sp.exp(-logit_fake)) / 2, "-log sigmoid(l) = log(1 + e^-l)")
         chain.step(textbook, "log(1 + e^-l) = log(1 + e^l) - l: the cost grows like -l/2 as the "
@@ -250,6 +258,7 @@ DCGAN_REFERENCE = ("PyTorch examples, dcgan/main.py (errD = BCE(D(x), 1) + BCE(D
 
 gan_losses_bce = Derivation(
     "gan_losses_bce",
+    notation={"discriminator": r"L_{D}", "generator": r"L_{G}"},
     sections=(5,),
     title="GAN losses as a sum of binary cross-entropies on logits (the DCGAN convention)",
     summary="discriminator = BCE(sigmoid(logit_real), 1) + BCE(sigmoid(logit_fake), 0) and generator = "
@@ -273,7 +282,7 @@ def bce_of_logit(logit, target):
  .define(bce_of_logit(logit_real, 1) + bce_of_logit(logit_fake, 0),
          "definition (the DCGAN example): the discriminator's loss is the BCE of its real output against "
          "label 1 plus the BCE of its fake output against label 0, summed, not averaged", output="discriminator",
-         doc="BCE(D(x), 1) + BCE(D(G(z)), 0) = softplus(-logit_real) + softplus(logit_fake)")
+         doc="BCE(D(x), 1) + BCE(D(G(z)), 0) = softplus(-logit_real) + softplus(logit_fake)", published=True)
  .step(sp.log(1 + sp.exp(-logit_real)) + sp.log(1 + sp.exp(logit_fake)),
        "-log sigmoid(l) = log(1 + e^-l) and -log(1 - sigmoid(l)) = log(1 + e^l)")
  .stable(softplus(-logit_real) + softplus(logit_fake),
@@ -282,7 +291,7 @@ def bce_of_logit(logit, target):
  .define(bce_of_logit(logit_fake, 1),
          "definition (the DCGAN example): the generator's loss is the BCE of the discriminator's output on "
          "its sample against the real label 1, the non-saturating cost (Goodfellow et al. 2014, Sec. 3)",
-         output="generator", doc="BCE(D(G(z)), 1) = softplus(-logit_fake)")
+         output="generator", doc="BCE(D(G(z)), 1) = softplus(-logit_fake)", published=True)
  .step(sp.log(1 + sp.exp(-logit_fake)), "-log sigmoid(l) = log(1 + e^-l)")
  .stable(softplus(-logit_fake), "softplus, as above"))
 
@@ -312,6 +321,7 @@ mixture = (p_data + p_g) / 2
 
 gan_optimal_discriminator = Derivation(
     "gan_optimal_discriminator",
+    notation={"logit": r"\log \frac{D^{*}(x)}{1 - D^{*}(x)}", "value": r"V^{*}(x)"},
     sections=(5,),
     title="The optimal GAN discriminator and the pointwise value of the objective there",
     summary="For densities p_data(x), p_g(x) at a point x: the logit of D*(x) = p_data/(p_data + p_g), "

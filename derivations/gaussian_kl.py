@@ -35,6 +35,8 @@ x = sp.Symbol("x", real=True)
 
 loc_p, loc_q = sp.symbols("loc_p loc_q", real=True)
 scale_p, scale_q = sp.symbols("scale_p scale_q", positive=True)
+# The textbook closed form: where the chain arrives, and what the stable form falls back on.
+textbook_kl = sp.log(scale_q / scale_p) + (scale_p**2 + (loc_p - loc_q) ** 2) / (2 * scale_q**2) - sp.Rational(1, 2)
 
 kl_normal = Derivation(
     "kl_normal",
@@ -42,6 +44,8 @@ kl_normal = Derivation(
     summary="KL(N(loc_p, scale_p^2) || N(loc_q, scale_q^2)), in nats.",
     kind="divergence",
     references=[VAE_REFERENCE],
+    # The stable branch tests the textbook value: its condition reads KL < 0.01.
+    notation={"kl_normal": r"\mathrm{KL}(p \,\|\, q)", textbook_kl: r"\mathrm{KL}"},
     params=[
         Param(loc_p, Real(-10, 10), "mean of p"),
         Param(scale_p, Positive(1e-2, 1e2), "standard deviation of p (not the variance)"),
@@ -56,8 +60,6 @@ kl_normal = Derivation(
 
 log_ratio = log_normal_pdf(x, loc_p, scale_p) - log_normal_pdf(x, loc_q, scale_q)
 moments_of_p = {0: 1, 1: loc_p, 2: loc_p**2 + scale_p**2}          # E[x^k] for x ~ p
-# The textbook closed form: where the chain arrives, and what the stable form falls back on.
-textbook_kl = sp.log(scale_q / scale_p) + (scale_p**2 + (loc_p - loc_q) ** 2) / (2 * scale_q**2) - sp.Rational(1, 2)
 ratio_minus_one = (scale_p - scale_q) * (scale_p + scale_q) / scale_q**2
 
 chain = kl_normal.define(
@@ -145,6 +147,7 @@ logvar = sp.Symbol("logvar", real=True)
 
 kl_std_normal = Derivation(
     "kl_std_normal",
+    notation={"kl_std_normal": r"\mathrm{KL}\left(\mathcal{N}(\mu, \sigma^{2}) \,\|\, \mathcal{N}(0, 1)\right)"},
     title="KL divergence from the standard normal (the VAE's KL term)",
     summary="KL(N(loc, exp(logvar)) || N(0, 1)), elementwise, in nats.",
     kind="divergence",
@@ -195,6 +198,7 @@ x_vec = sp.MatrixSymbol("x", d, 1)
 
 kl_mvn = Derivation(
     "kl_mvn",
+    notation={"kl_mvn": r"\mathrm{KL}(p \,\|\, q)"},
     title="KL divergence between two multivariate Gaussians",
     summary="KL(N(loc_p, cov_p) || N(loc_q, cov_q)) with full covariances, batched over leading dimensions.",
     kind="divergence",

@@ -33,6 +33,7 @@ v = sp.Symbol("v", positive=True)       # the unknown stationary variance
 
 langevin_stationary_var = Derivation(
     "langevin_stationary_var",
+    notation={"langevin_stationary_var": r"\mathrm{Var}_{\infty}[x]"},
     sections=(9,),
     title="Stationary variance of unadjusted Langevin dynamics on a Gaussian target",
     summary="The variance of the stationary law of x' = x + eta s(x) + sqrt(2 eta) xi for the target "

@@ -58,6 +58,7 @@ y = sp.Symbol("y", real=True)          # the variable the log density is differe
 
 score_mixture = Derivation(
     "score_mixture",
+    notation={"score_mixture": r"\nabla_{x} \log p(x)", "weight": r"\pi"},
     sections=(9,),
     title="Score of a two-component Gaussian mixture",
     summary="d/dx log(w N(x; loc1, scale1^2) + (1 - w) N(x; loc2, scale2^2)): the responsibility-weighted "
@@ -107,7 +108,7 @@ factors = (sp.exp(log_odds * (1 - sp.sign(log_odds)) / 2), sp.exp(-log_odds * (1
  .step(responsibilities[0] * scores[0] + responsibilities[1] * scores[1],
        "SymPy differentiates: d/dx log sum_k w_k N_k = sum_k w_k N_k s_k / sum_j w_j N_j, since "
        "N_k' = N_k s_k: the responsibilities r_k = w_k N_k / sum_j w_j N_j weight the component scores "
-       "s_k = -(x - loc_k)/scale_k^2")
+       "s_k = -(x - loc_k)/scale_k^2", published=True)
  .step(sigmoid(log_odds) * scores[0] + sigmoid(-log_odds) * scores[1],
        "divide numerator and denominator of r1 by w1 N1 and of r2 by w2 N2: r1 = sigma(t) and "
        "r2 = sigma(-t), logistic functions of the log-odds t = log w - log(1 - w) + log N1 - log N2")

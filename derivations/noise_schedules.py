@@ -118,8 +118,8 @@ cosine_level = special_function(
     numeric=lambda step, steps: sp.Float(paper_cosine_level(_as_mpf(step), _as_mpf(steps)), 55),
     mpmath=lambda step, steps: paper_cosine_level(step, steps, digits=mpmath.mp.dps),
     real=True,
-    latex=r"\left.\frac{{\cos^{{2}}\left(\frac{{\frac{{{0}}}{{{1}}} + s}}{{1 + s}}\,\frac{{\pi}}{{2}}\right)}}"
-          r"{{\cos^{{2}}\left(\frac{{s}}{{1 + s}}\,\frac{{\pi}}{{2}}\right)}}\right|_{{s = 0.008}}",
+    # Printed as the paper writes it, f(step)/f(0), f declared with the derivation's notation.
+    latex=r"\frac{{f\left({0}\right)}}{{f(0)}}",
     text="(f({0})/f(0))",
     doc="alpha_bar at a step of the cosine schedule, f(step)/f(0) with f(u) = cos^2((u/T + s)/(1 + s) pi/2), "
         "s = 0.008 (Nichol & Dhariwal 2021, Eq. 17).")
@@ -148,6 +148,9 @@ diffusion_cosine_schedule = Derivation(
     ],
     near=[(t, T)],
     infinite_at="the SNR at t = 0, the data",
+    notation={"alpha_bar": r"\bar{\alpha}_{t}", "beta": r"\beta_{t}", "snr": r"\mathrm{SNR}(t)",
+              # Nichol & Dhariwal (2021), Eq. 17.
+              "f(u)": r"\cos^{2}\left(\frac{u/T + s}{1 + s} \cdot \frac{\pi}{2}\right), \quad s = 0.008"},
     requires=[(T >= 1, "argument 'T' must be >= 1 (a schedule has at least one step)"),
               (t <= T, "argument 't' must be <= T (the schedule ends at step T)")],
 )
@@ -193,13 +196,15 @@ excess = clip_excess(sine_ratio, BETA_CLIP)
 # squares formed directly (c + phi_t = c (2T - t)/T, c - phi_t = c t/T): exact at small t/T.
 noise_level = (sin_product(SIGNAL_ANGLE * (2 * T - t) / T, SIGNAL_ANGLE * t / T)
                - sp.sin(phi_prev) ** 2 * excess) / sp.sin(SIGNAL_ANGLE) ** 2
+# The stable branch of alpha_bar tests this noise level: its condition reads 1 - alpha_bar_t <= 1/2.
+diffusion_cosine_schedule.notation[noise_level] = r"1 - \bar{\alpha}_{t}"
 
 (diffusion_cosine_schedule
  .define(cosine_level(previous_step, T) * clipped_fraction(level_ratio),
          "definition: alpha_bar_t = alpha_bar_{t'} (1 - beta_t), the running product of the (1 - beta_s) "
          "(Ho et al. 2020, Eq. 4), as the code that uses the schedule computes it; alpha_bar_{t'} = f(t')/f(0), "
          "unclipped (the clip acts only at the last step); " + PREVIOUS,
-         output="alpha_bar", doc="alpha_bar_t, the signal level after t steps (1 at t = 0)")
+         output="alpha_bar", doc="alpha_bar_t, the signal level after t steps (1 at t = 0)", published=True)
  .step(sp.sin(phi_prev) ** 2 / sp.sin(SIGNAL_ANGLE) ** 2 * clipped_fraction(sine_ratio), ANGLE_REASON)
  .step((sp.sin(phi_t) ** 2 + sp.sin(phi_prev) ** 2 * excess) / sp.sin(SIGNAL_ANGLE) ** 2,
        "1 - min(1 - r, 0.999) = r + max(0.001 - r, 0), r = f(t)/f(t') (lemma proved by SymPy): the unclipped "
@@ -214,7 +219,7 @@ noise_level = (sin_product(SIGNAL_ANGLE * (2 * T - t) / T, SIGNAL_ANGLE * t / T)
  .define(minimum(1 - level_ratio, BETA_CLIP),
          "definition (Nichol & Dhariwal 2021, Sec. 3.2): beta_t = 1 - alpha_bar_t/alpha_bar_{t-1} for the levels "
          "f(t)/f(0) of Eq. 17, clipped at 0.999 against the singularity at t = T; " + PREVIOUS,
-         output="beta", doc="beta_t, the variance added at step t (at most 0.999; 0 at t = 0)")
+         output="beta", doc="beta_t, the variance added at step t (at most 0.999; 0 at t = 0)", published=True)
  .step(minimum(1 - sine_ratio, BETA_CLIP), ANGLE_REASON)
  .step(minimum((sp.sin(phi_prev) ** 2 - sp.sin(phi_t) ** 2) / sp.sin(phi_prev) ** 2, BETA_CLIP),
        "over a common denominator")
@@ -230,7 +235,7 @@ noise_level = (sin_product(SIGNAL_ANGLE * (2 * T - t) / T, SIGNAL_ANGLE * t / T)
          / (1 - cosine_level(previous_step, T) * clipped_fraction(level_ratio)),
          "definition: SNR = alpha_bar/(1 - alpha_bar), the signal-to-noise ratio of x_t "
          "(Kingma et al. 2021, Eq. 2), alpha_bar_t as above", output="snr",
-         doc="alpha_bar_t/(1 - alpha_bar_t) (infinite at t = 0)")
+         doc="alpha_bar_t/(1 - alpha_bar_t) (infinite at t = 0)", published=True)
  .step(sp.sin(phi_prev) ** 2 * clipped_fraction(sine_ratio)
        / (sp.sin(SIGNAL_ANGLE) ** 2 - sp.sin(phi_prev) ** 2 * clipped_fraction(sine_ratio)),
        ANGLE_REASON + "; multiply through by f(0)")
@@ -426,6 +431,7 @@ ddpm_level = special_function(
 
 diffusion_discrete_linear_schedule = Derivation(
     "diffusion_discrete_linear_schedule",
+    notation={"alpha_bar": r"\bar{\alpha}_{t}", "beta": r"\beta_{t}", "snr": r"\mathrm{SNR}(t)"},
     sections=(7, 12),
     title="DDPM's discrete linear noise schedule: alpha_bar_t, beta_t and the signal-to-noise ratio",
     summary="betas = linspace(beta_start, beta_end, T) (DDPM: 1e-4 to 0.02, T = 1000); alpha_bar_t = "
@@ -455,7 +461,7 @@ diffusion_discrete_linear_schedule = Derivation(
          "ratio of Gamma functions, is derived by linear_schedule_product below, but its log-Gammas of ~5e5 "
          "cancel to the O(10) result, so the product is summed in log space (symgen/numerics/schedules.py)",
          output="alpha_bar",
-         doc="alpha_bar_t, the signal level after t steps (1 at t = 0)")
+         doc="alpha_bar_t, the signal level after t steps (1 at t = 0)", published=True)
  .step(ddpm_level(step_count, steps_total, beta_start, beta_end),
        "SymPy's product of the linear factors 1 - beta_s = (1 - beta_start) - (s - 1) d, d = (beta_end - "
        "beta_start)/(T - 1): (-d)^t ((1 - beta_start)/(-d))^(t), a rising factorial, i.e. a ratio of Gamma "
@@ -472,7 +478,7 @@ current_product = ddpm_product(step_count, steps_total, beta_start, beta_end)
 (diffusion_discrete_linear_schedule
  .define(current_product / (1 - current_product),
          "definition: SNR = alpha_bar/(1 - alpha_bar) (Kingma et al. 2021, Eq. 2), alpha_bar_t as above", output="snr",
-         doc="alpha_bar_t/(1 - alpha_bar_t) (infinite at t = 0)")
+         doc="alpha_bar_t/(1 - alpha_bar_t) (infinite at t = 0)", published=True)
  .step(ddpm_level(step_count, steps_total, beta_start, beta_end)
        / (1 - ddpm_level(step_count, steps_total, beta_start, beta_end)),
        "SymPy's product, as for alpha_bar; computed as alpha_bar/(-expm1(log alpha_bar)), no cancellation at "
@@ -526,6 +532,7 @@ rate = beta_min + u * (beta_max - beta_min)          # beta(u), the noise rate
 
 diffusion_linear_schedule = Derivation(
     "diffusion_linear_schedule",
+    notation={"alpha_bar": r"\bar{\alpha}(t)", "snr": r"\mathrm{SNR}(t)"},
     sections=(7, 12),
     title="The linear noise schedule in continuous time: alpha_bar(t) and the signal-to-noise ratio",
     summary="alpha_bar(t) = exp(-int_0^t beta(u) du) for the noise rate beta(u) = beta_min + u (beta_max - "

@@ -55,6 +55,7 @@ def stein_draws(draws, score_values, centre, spread, constant=1.0):
 
 score_normal = Derivation(
     "score_normal",
+    notation={"score_normal": r"\nabla_{x} \log p(x)"},
     sections=(9,),
     title="Score of a univariate normal",
     summary="d/dx log N(x; loc, scale^2) = -(x - loc)/scale^2.",
@@ -119,6 +120,7 @@ y_vec = sp.MatrixSymbol("y", d, 1)
 
 score_mvn = Derivation(
     "score_mvn",
+    notation={"score_mvn": r"\nabla_{x} \log p(x)"},
     sections=(9,),
     title="Score of a multivariate normal",
     summary="grad_x log N(x; loc, cov) = -cov^-1 (x - loc), batched over leading dimensions.",
@@ -176,6 +178,7 @@ ALPHA_BAR_OPEN = Interval(0.0, 1.0, low_closed=True, draw_low=1e-300, draw_high=
 
 score_diffusion = Derivation(
     "score_diffusion",
+    notation={"score_diffusion": r"\nabla_{x_{t}} \log q(x_{t} \mid x_{0})"},
     sections=(8, 9),
     title="Score of the diffusion marginal q(x_t | x_0): the denoising score matching target",
     summary="d/dx_t log q(x_t | x_0) = -(x_t - sqrt(alpha_bar) x0)/(1 - alpha_bar) "
@@ -255,6 +258,7 @@ score_diffusion.add_slip("-(x0 - sqrt(alpha_bar)*xt)/(1 - alpha_bar)", "x_0 and 
 
 tweedie_normal = Derivation(
     "tweedie_normal",
+    notation={"mean": r"\mathbb{E}[x_{0} \mid x_{t}]", "var": r"\mathrm{Var}[x_{0} \mid x_{t}]"},
     sections=(8,),
     title="Tweedie's formula: the optimal denoiser E[x_0 | x_t] for Gaussian data",
     summary="Mean and variance of x_0 given x_t = sqrt(alpha_bar) x_0 + sqrt(1 - alpha_bar) eps, "

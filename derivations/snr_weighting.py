@@ -110,6 +110,7 @@ gamma = sp.Symbol("gamma", positive=True)
 
 diffusion_min_snr_weight = Derivation(
     "diffusion_min_snr_weight",
+    notation={"eps": r"w_{\varepsilon}", "x0": r"w_{x_{0}}", "v": r"w_{v}"},
     sections=(8, 12),
     title="Min-SNR-gamma loss weights for eps, x_0 and v prediction",
     summary="The weight of each timestep's squared error under Min-SNR-gamma, for a network predicting eps, "
@@ -249,6 +250,7 @@ LEVEL = Interval(0.0, 1.0, draw_low=1e-300, draw_high=1 - 1e-12)
 
 diffusion_zero_terminal_snr = Derivation(
     "diffusion_zero_terminal_snr",
+    notation={"alpha_bar": r"\bar{\alpha}'", "snr": r"\mathrm{SNR}'"},
     sections=(7, 12),
     title="A noise schedule rescaled to zero terminal SNR",
     summary="alpha_bar and the SNR at one step after Lin et al.'s rescaling: sqrt(alpha_bar) shifted and scaled "

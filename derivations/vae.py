@@ -65,6 +65,7 @@ def likelihood():
 
 vae_linear_gaussian_evidence = Derivation(
     "vae_linear_gaussian_evidence",
+    notation={"vae_linear_gaussian_evidence": r"\log p(x)"},
     sections=(4,),
     title="Evidence log p(x) of the linear-Gaussian latent-variable model",
     summary="log p(x) for z ~ N(0, 1), x | z ~ N(w z + b, s^2): x ~ N(b, w^2 + s^2).",
@@ -136,6 +137,7 @@ vae_linear_gaussian_evidence.add_check(DensityCheck(
 
 vae_linear_gaussian_elbo = Derivation(
     "vae_linear_gaussian_elbo",
+    notation={"vae_linear_gaussian_elbo": r"\mathrm{ELBO}"},
     sections=(4,),
     title="ELBO of a Gaussian q(z) = N(loc, scale^2) in the linear-Gaussian model",
     summary="E_q[log p(x | z)] - KL(q(z) || N(0, 1)) for x | z ~ N(w z + b, s^2); at most log p(x).",
@@ -195,6 +197,7 @@ vae_linear_gaussian_elbo.add_check(MeanCheck(
 
 vae_linear_gaussian_posterior = Derivation(
     "vae_linear_gaussian_posterior",
+    notation={"mean": r"\mathbb{E}[z \mid x]", "var": r"\mathrm{Var}[z \mid x]"},
     sections=(4,),
     title="Exact posterior p(z | x) of the linear-Gaussian latent-variable model",
     summary="p(z | x) = N(loc, var) for z ~ N(0, 1), x | z ~ N(w z + b, s^2).",
@@ -300,6 +303,8 @@ def expected_sin():
 
 vae_reparameterization_gradient_sin = Derivation(
     "vae_reparameterization_gradient_sin",
+    notation={"d_loc": r"\partial_{\mu}\, \mathbb{E}[\sin z]",
+              "d_scale": r"\partial_{\sigma}\, \mathbb{E}[\sin z]"},
     sections=(2,),
     title="Gradient of E[sin z], z ~ N(loc, scale^2), in loc and scale",
     summary=("The exact gradient that the pathwise (reparameterisation, z = loc + scale eps) and the "

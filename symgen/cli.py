@@ -98,7 +98,12 @@ def command_show(arguments) -> int:
     if arguments.json:
         print(json.dumps(record, indent=2, ensure_ascii=False))
     else:
-        print(view.FORMATS[arguments.format](record))
+        if arguments.standalone and arguments.format != "latex":
+            raise UsageError("--standalone is for --format latex (a complete LaTeX document)")
+        if arguments.format == "latex":
+            print(view.latex(record, standalone=arguments.standalone))
+        else:
+            print(view.FORMATS[arguments.format](record))
     return 0
 
 
@@ -323,6 +328,8 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("name", help="derivation name (NAME.OUTPUT is accepted and shows all outputs)")
     show.add_argument("--format", choices=("text", "latex", "markdown"), default="text",
                       help="text for the terminal (default), LaTeX, or Markdown with LaTeX")
+    show.add_argument("--standalone", action="store_true",
+                      help="with --format latex: a complete document (pdflatex compiles it as given)")
     show.add_argument("--json", action="store_true", help="the derivation's record as JSON")
     show.add_argument("--no-prove", action="store_true",
                       help="for a derivation not in the built index: show its steps without proving them")

@@ -22,7 +22,7 @@ from pathlib import Path
 INDEX = Path(__file__).resolve().parent / "index"
 CATALOGUE_FILE = "catalogue.json"
 #: Bumped when the record format changes, so an index in an older format counts as stale.
-FORMAT = 1
+FORMAT = 2
 
 
 def derivations_directory() -> Path | None:

@@ -15,8 +15,8 @@ def test_show_formats_carry_steps_reasons_and_references(form):
     plain = shown.replace("\\", "")    # LaTeX escapes its underscores and percent signs
     for step in found.output().steps:
         assert step.reason[:20] in plain
-    assert "Kingma & Welling" in shown
-    assert "kl_normal(loc_p, scale_p, loc_q, scale_q" in shown
+    assert "Kingma & Welling" in plain
+    assert "kl_normal(loc_p, scale_p, loc_q, scale_q" in plain
 
 
 def test_docs_static_page_has_latex_and_code():
@@ -71,3 +71,18 @@ def test_notebook_is_built_and_executed(tmp_path):
     # Every figure cell leaves its image in the notebook (under Agg, plt.show() left none).
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) == sum(len(found.plots) for found in chosen) >= 1
+
+
+def test_the_whole_catalogue_notebook_has_its_figures_and_every_section():
+    pytest.importorskip("nbformat")
+    from symgen.engine.notebook import SECTIONS, build_notebook
+
+    derivations = [symgen.derivation(name) for name in symgen.derivations()]
+    notebook = build_notebook(derivations)
+    figure_cells = [cell for cell in notebook.cells
+                    if cell.cell_type == "code" and cell.source.startswith("figure, axes = plt.subplots")]
+    # Each figure cell leaves a PNG when executed (test_notebook_is_built_and_executed).
+    assert len(figure_cells) == sum(len(found.plots) for found in derivations) >= 6
+    headings = [cell.source for cell in notebook.cells if cell.cell_type == "markdown" and cell.source.startswith("## ")]
+    assert [int(h[3:].split(".")[0]) for h in headings] == sorted(SECTIONS)
+    assert not any("covers this section" in cell.source for cell in notebook.cells)

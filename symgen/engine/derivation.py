@@ -67,6 +67,9 @@ class Step:
     # A step SymPy computes: recipe(previous expression) -> this step's expression, run
     # by Derivation.derive (None for a step written down).
     recipe: Callable | None = field(default=None, repr=False)
+    # The form the cited reference writes (Chain.step(..., published=True)): what the views
+    # show as the closed form, before the rewrites that follow it.
+    published: bool = False
 
 
 class Output:
@@ -103,6 +106,13 @@ class Output:
         return self.steps[-2] if self.has_stable else self.steps[-1]
 
     @property
+    def published_step(self) -> Step:
+        """The step in the form its reference writes it, as marked by ``published=True``;
+        otherwise the textbook closed form. The views show it as the closed form, and the
+        steps after it as rewrites proved equal to it."""
+        return next((step for step in self.steps if step.published), self.textbook_step)
+
+    @property
     def implementation(self) -> sp.Basic:
         return self.steps[-1].expression
 
@@ -119,16 +129,18 @@ class Chain:
         """The last expression of the chain (derives the derivation if a step is computed)."""
         return self._output.steps[-1].expression
 
-    def step(self, new: sp.Basic | Callable[[sp.Basic], sp.Basic], reason: str) -> "Chain":
+    def step(self, new: sp.Basic | Callable[[sp.Basic], sp.Basic], reason: str, *,
+             published: bool = False) -> "Chain":
         """Equate the current expression with ``new``, for ``reason``. A function
         ``new(previous) -> expression`` is a step SymPy computes: it runs when the
-        derivation is derived, not when the module is imported."""
+        derivation is derived, not when the module is imported. ``published`` marks the
+        form the reference writes (shown as the closed form)."""
         if self._output.has_stable:
             raise ValueError(f"{self._derivation.name}.{self._output.name}: the stable form is the last step")
         if callable(new) and not isinstance(new, sp.Basic):
-            self._output.written.append(Step(None, reason, recipe=new))
+            self._output.written.append(Step(None, reason, recipe=new, published=published))
         else:
-            self._output.written.append(Step(sp.sympify(new), reason))
+            self._output.written.append(Step(sp.sympify(new), reason, published=published))
         self._derivation._invalidate()
         return self
 
@@ -149,13 +161,17 @@ class Derivation:
     ("module:function") that replaces printed code, for matrix-valued formulas.
     ``infinite_at`` says where an output is infinite as a limit, inside the domain (the SNR
     of step 0, the data): the NumPy code divides by zero there without a warning.
+    ``notation`` declares how the views write what the conventions of
+    symgen/engine/notation.py do not: a symbol's LaTeX, an output's (by its name), and a
+    name for an expression a stable branch tests (the textbook KL -> KL).
     """
 
     def __init__(self, name: str, *, title: str, kind: str, params: list[Param],
                  references: list[str], summary: str = "", near: list[tuple] = (),
                  dimensions: dict | None = None, explicit_dimensions=(1, 2, 3),
                  implementation: str | None = None, returns: str = "", requires=(),
-                 sections=(), explicit_matrices: "ExplicitMatrices | None" = None, infinite_at: str = ""):
+                 sections=(), explicit_matrices: "ExplicitMatrices | None" = None, infinite_at: str = "",
+                 notation: dict | None = None):
         if kind not in KINDS:
             raise ValueError(f"derivation {name!r}: kind must be one of {KINDS}, got {kind!r}")
         self.name = name
@@ -174,6 +190,7 @@ class Derivation:
         self.explicit_matrices = explicit_matrices
         self.implementation = implementation
         self.infinite_at = infinite_at
+        self.notation = dict(notation or {})
         self.returns = returns
         # The theory notebook's sections this derivation makes real (for the notebook).
         self.sections = tuple(sections)
@@ -196,18 +213,21 @@ class Derivation:
 
     # --- writing the chain --------------------------------------------------------
 
-    def define(self, definition, reason: str, output: str | None = None, doc: str = "") -> Chain:
+    def define(self, definition, reason: str, output: str | None = None, doc: str = "", *,
+               published: bool = False) -> Chain:
         """Start the chain of ``output`` (default: the derivation's own name) at a
         definition; a function of no arguments is a definition SymPy computes (the
-        solution of an ODE, say), run when the derivation is derived."""
+        solution of an ODE, say), run when the derivation is derived. ``published`` marks a
+        definition that is already the closed form as the reference writes it."""
         output = output or self.name
         if output in self.outputs:
             raise ValueError(f"derivation {self.name!r} already has an output {output!r}")
         written = Output(self, output, doc=doc)
         if callable(definition) and not isinstance(definition, sp.Basic):
-            written.written.append(Step(None, reason, "definition", recipe=lambda _: definition()))
+            written.written.append(Step(None, reason, "definition", recipe=lambda _: definition(),
+                                        published=published))
         else:
-            written.written.append(Step(sp.sympify(definition), reason, "definition"))
+            written.written.append(Step(sp.sympify(definition), reason, "definition", published=published))
         self.outputs[output] = written
         self._invalidate()
         return Chain(self, written)
@@ -370,6 +390,8 @@ def _simplifies_to_zero(difference) -> str | None:
         # product's closed form divided by the one before it).
         ("expand powers + simplify", lambda e: sp.simplify(sp.expand(e, power_exp=True, power_base=True,
                                                                      force=True))),
+        # A power with a symbolic exponent against its exponential, (1 - 1/K)^n = exp(n log(1 - 1/K)).
+        ("powers as exponentials + simplify", lambda e: sp.simplify(e.rewrite(sp.exp))),
     ]
     for name, attempt in attempts:
         result = attempt(difference)

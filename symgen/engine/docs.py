@@ -15,9 +15,9 @@ import io
 from collections import defaultdict
 from pathlib import Path
 
-from symgen.view import signature
+from symgen.view import cell, markdown_steps, parameter_table, signature
 
-GENERATOR_VERSION = "4"
+GENERATOR_VERSION = "5"
 MEASURED_MARKER = "## Verification"
 STAMP_PREFIX = "<!-- symgen-inputs: "
 
@@ -49,11 +49,6 @@ KIND_NOTES = {
 }
 
 
-def cell(text: str) -> str:
-    """Text for a Markdown table cell: a bar would end the cell."""
-    return text.replace("|", r"\|")
-
-
 def inputs_stamp(found, generated_code: str) -> str:
     source = Path(found.source).read_text()
     digest = hashlib.sha256("\n".join([GENERATOR_VERSION, source, generated_code]).encode()).hexdigest()
@@ -70,14 +65,10 @@ def source_line(found) -> str:
 
 def static_page(found, record: dict, function_source: str) -> str:
     lines = [source_line(found), f"# `{found.name}`: {found.title}", "", found.summary, "",
-             f"Objective kind: **{found.kind}**. Function: `symgen.{signature(record)}`.", "",
-             "| parameter | domain | meaning |", "|---|---|---|"]
-    lines += [f"| `{p['name']}` | {cell(p['domain'])} | {cell(p['doc'])} |" for p in record["params"]]
-    for output in record["outputs"]:
-        lines += ["", f"## Derivation of `{output['label']}`", ""]
-        for index, step in enumerate(output["steps"]):
-            lines += ["$$", ("" if index == 0 else "= ") + step["latex"], "$$", "", f"*{step['reason']}*", ""]
-        lines += [f"Closed form of `{output['label']}`:", "", "$$", output["closed_form"]["latex"], "$$"]
+             f"Objective kind: **{found.kind}**. Function: `symgen.{signature(record)}`.", ""]
+    # Without the proofs' wording: a page's static part must not depend on whether this
+    # process proved the derivation first (``--check`` compares it byte for byte).
+    lines += parameter_table(record) + markdown_steps(record, proofs=False)
     if record["slips"]:
         lines += ["", "## Usual slips", "",
                   "Each of these is refuted by the empirical checks (`symgen check`), with a counterexample:", ""]

@@ -19,6 +19,7 @@ import sympy as sp
 from sympy.printing.numpy import JaxPrinter, NumPyPrinter
 
 from .functions import SpecialFunction
+from .notation import Notation
 from .reuse import reuse_arrays
 from .wrap import wrap_code, wrap_text
 
@@ -259,10 +260,10 @@ def _docstring(found, backend: str = "numpy") -> str:
     outputs, where the derivation lives, references; lines within 100 characters."""
     indent = "    "
     lines = wrap_text(f"{found.title}.", "", 96) + [""] + wrap_text(found.summary, "", 96) + ["", ".. math::", ""]
+    notation = Notation(found)
     for name, output in found.outputs.items():
-        target = name if len(found.outputs) == 1 else f"{found.name}.{name}"
-        label = target.replace("_", r"\_")
-        lines += wrap_text(f"\\mathrm{{{label}}} = {sp.latex(output.closed_form)}", indent, 96)
+        lines += wrap_text(f"{notation.outputs[name]} = {notation.latex(output.published_step.expression)}",
+                           indent, 96)
     lines += ["", "Parameters", "----------"]
     for param in found.params:
         lines += [f"{param.name} : {ARRAY_TYPES[backend][0]}"] + wrap_text(f"{param.doc} ({param.domain.describe()}).", indent, 96)
@@ -275,7 +276,8 @@ def _docstring(found, backend: str = "numpy") -> str:
     else:
         for name, output in found.outputs.items():
             lines += [f"{name} : {ARRAY_TYPES[backend][1]}"] + wrap_text(output.doc, indent, 96)
-    where = (f"Derived step by step in derivations/{found.topic}.py (``symgen show {found.name}``)"
+    where = (f"Derived step by step in derivations/{found.topic}.py (``symgen show {found.name}``; "
+             f"the page docs/{found.name}.md)"
              + (f"; computed by {found.implementation}." if found.implementation else "."))
     lines += [""] + wrap_text(where, "", 96)
     if found.references:

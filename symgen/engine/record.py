@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sympy as sp
 
+from .notation import Notation
+
 
 def _label(found, output_name: str) -> str:
     return output_name if len(found.outputs) == 1 else f"{found.name}.{output_name}"
@@ -18,19 +20,29 @@ def record_of(found, *, prove: bool = True) -> dict:
     so each step says how it was proved."""
     if prove:
         found.prove()
+    notation = Notation(found)
     outputs = []
     for name, output in found.outputs.items():
-        steps = [{"text": sp.sstr(step.expression), "latex": sp.latex(step.expression),
+        steps = [{"text": sp.sstr(step.expression), "latex": notation.latex(step.expression),
                   "reason": step.reason, "proof": step.proof if index else ""}
                  for index, step in enumerate(output.steps)]
+        published = output.published_step
         outputs.append({"name": name, "label": _label(found, name), "doc": output.doc, "steps": steps,
-                        "closed_form": {"text": sp.sstr(output.closed_form), "latex": sp.latex(output.closed_form)},
+                        "symbol": notation.outputs[name],
+                        # The closed form as the reference writes it, and (when it differs) the
+                        # step the generated code evaluates, proved equal to it in the chain.
+                        "closed_form": {"text": sp.sstr(published.expression),
+                                        "latex": notation.latex(published.expression),
+                                        "step": next(index for index, step in enumerate(output.steps)
+                                                    if step is published)},
                         "stable": output.has_stable})
     return {
         "name": found.name, "title": found.title, "summary": found.summary, "kind": found.kind,
         "topic": found.topic, "returns": found.returns,
-        "params": [{"name": p.name, "domain": p.domain.describe(), "doc": p.doc} for p in found.params],
+        "params": [{"name": p.name, "domain": p.domain.describe(), "doc": p.doc,
+                    "symbol": notation.symbol(p.symbol)} for p in found.params],
         "outputs": outputs,
+        "definitions": [{"symbol": symbol, "latex": latex} for symbol, latex in notation.definitions.items()],
         "references": list(found.references), "sections": list(found.sections),
         "checks": [{"kind": check.kind, "description": check.description, "outputs": list(check.outputs)}
                    for check in found.checks],

@@ -22,12 +22,12 @@ def edm_preconditioning(sigma, sigma_data, *, validate=True):
 
     .. math::
 
-        \mathrm{edm\_preconditioning.c\_skip} = \frac{\sigma_{data}^{2}}{\sigma^{2} +
-        \sigma_{data}^{2}}
-        \mathrm{edm\_preconditioning.c\_out} = \frac{\sigma \sigma_{data}}{\sqrt{\sigma^{2} +
-        \sigma_{data}^{2}}}
-        \mathrm{edm\_preconditioning.c\_in} = \frac{1}{\sqrt{\sigma^{2} + \sigma_{data}^{2}}}
-        \mathrm{edm\_preconditioning.c\_noise} = \frac{\log{\left(\sigma \right)}}{4}
+        c_{\mathrm{skip}} = \frac{\sigma_{\mathrm{data}}^{2}}{\sigma^{2} +
+        \sigma_{\mathrm{data}}^{2}}
+        c_{\mathrm{out}} = \frac{\sigma \sigma_{\mathrm{data}}}{\sqrt{\sigma^{2} +
+        \sigma_{\mathrm{data}}^{2}}}
+        c_{\mathrm{in}} = \frac{1}{\sqrt{\sigma^{2} + \sigma_{\mathrm{data}}^{2}}}
+        c_{\mathrm{noise}} = \frac{\log{\left(\sigma \right)}}{4}
 
     Parameters
     ----------
@@ -51,7 +51,8 @@ def edm_preconditioning(sigma, sigma_data, *, validate=True):
     c_noise : Tensor
         c_noise = ln(sigma)/4, the paper's choice of noise conditioning
 
-    Derived step by step in derivations/preconditioning.py (``symgen show edm_preconditioning``).
+    Derived step by step in derivations/preconditioning.py (``symgen show edm_preconditioning``; the
+    page docs/edm_preconditioning.md).
 
     References
     ----------
