@@ -12,7 +12,7 @@ from symgen import formulas as _formulas
 
 __version__ = "0.1.0"
 
-_ENGINE_FUNCTIONS = ("check", "derivation", "derivations", "verify")
+_ENGINE_FUNCTIONS = ("check", "derivation", "derivations", "kl", "verify")
 
 # Written by hand, for arrays of any size, each tested against the proved small case of its
 # derivation (tests/test_general_layers.py, tests/test_frechet_features.py) and against 50-digit
@@ -43,6 +43,10 @@ def __getattr__(name):
         value = getattr(importlib.import_module(_ARRAY_FUNCTIONS[name]), name)
         globals()[name] = value
         return value
+    if name == "kl":
+        from symgen.engine.kl import kl
+
+        return kl
     if name in _ENGINE_FUNCTIONS:
         from symgen.engine import api
 

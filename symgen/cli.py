@@ -384,6 +384,18 @@ def parser() -> argparse.ArgumentParser:
     notebook.add_argument("--no-execute", action="store_true", help="write the cells without running them")
     notebook.set_defaults(run=command_notebook)
 
+    divergence = commands.add_parser(
+        "kl", parents=common, help="KL(P || Q) between two families, derived and verified on demand",
+        description="KL(P || Q) for two of torch.distributions' families (Normal, Laplace, Gumbel, Cauchy, "
+                    "LogNormal, HalfNormal, Exponential, Gamma, Beta, Uniform, Pareto, Weibull): the "
+                    "derivation step by step, each step proved, or why there is no closed form.")
+    divergence.add_argument("families", nargs="*", metavar="FAMILY", help="P and Q, e.g. Gamma Laplace")
+    divergence.add_argument("--table", action="store_true",
+                            help="every ordered pair: closed form, infinite, or no closed form")
+    divergence.add_argument("--verify", action="store_true",
+                            help="also check the function against 50-digit mpmath, samples and quadrature")
+    divergence.set_defaults(run=command_kl)
+
     build = commands.add_parser("build", parents=common, help="regenerate the generated files",
                                 description="Regenerate symgen/formulas/, symgen/index/, the README's "
                                             "catalogue table and docs/ from the derivations.")
@@ -392,6 +404,27 @@ def parser() -> argparse.ArgumentParser:
                        help="leave docs/ alone (its pages run the verification, which takes minutes)")
     build.set_defaults(run=command_build)
     return top
+
+
+def command_kl(arguments) -> int:
+    from symgen.engine import kl
+
+    if arguments.table:
+        print(kl.table_text(), end="")
+        return 0
+    if len(arguments.families) != 2:
+        raise UsageError("name two families, P and Q (symgen kl Gamma Laplace), or give --table")
+    try:
+        answer = kl.kl(*arguments.families)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    print(answer.show(), end="")
+    if arguments.verify and answer.derivation is not None:
+        report = answer.verify()
+        for row in report.rows:
+            print(f"{'ok' if row.passed else 'FAILED':<7} {row.check}: {row.summary}")
+        return 0 if report.passed else 1
+    return 0
 
 
 def _one_blas_thread_per_process() -> None:
@@ -409,7 +442,7 @@ def main(argv=None) -> int:
     if hasattr(signal, "SIGPIPE"):  # `symgen show NAME | head` ends quietly
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     arguments = parser().parse_args(argv)
-    if arguments.command in ("verify", "check", "build"):
+    if arguments.command in ("verify", "check", "build", "kl"):
         _one_blas_thread_per_process()
     try:
         return arguments.run(arguments)

@@ -16,7 +16,12 @@ import sympy as sp
 from .densities import normal_pdf
 from .functions import special_function
 
-class GaussianExpectation(sp.Expr):
+class Expectation(sp.Expr):
+    """Base of the unevaluated expectations: ``doit`` evaluates exactly, ``evalf`` by
+    quadrature (the proofs and the spot checks of symgen/engine/derivation.py use both)."""
+
+
+class GaussianExpectation(Expectation):
     """E_{x ~ N(loc, scale^2)}[f(x)], kept unevaluated until asked.
 
     ``doit`` evaluates it by SymPy's integration (through ``sympy.stats``), ``evalf``
@@ -65,7 +70,7 @@ class GaussianExpectation(sp.Expr):
                 f"N({printer._print(self.loc)}, {printer._print(self.scale ** 2)})]")
 
 
-class MvnExpectation(sp.Expr):
+class MvnExpectation(Expectation):
     """E_{x ~ N(loc, cov)}[f(x)] for a column-vector variable, kept unevaluated.
 
     With explicit matrices substituted for the symbols, ``doit`` evaluates it from

@@ -494,6 +494,9 @@ def module_source(topic: str, found_list: list, reuse: bool = True, backend: str
     module_prefix = array_import.removeprefix("import ") + "."
     if module_prefix not in body:
         source = source.replace(array_import + "\n", "")
+    if "scipy.special." in body:
+        # Only the modules whose closed forms need a special function load SciPy.
+        source = source.replace(array_import + "\n", array_import + "\nimport scipy.special\n", 1)
     if "validate_arguments(" not in body:
         source = source.replace("from symgen.numerics.validate import prepare as validate_arguments\n", "")
     return source

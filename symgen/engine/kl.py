@@ -1,0 +1,676 @@
+"""KL divergence between two families, derived when asked: the route a person takes.
+
+KL(P || Q) = E_P[log p(X) - log q(X)]. Written as a sum of terms c(theta) T(x) (each family's
+``log_terms``), the log-ratio's expectation is a sum of expectations of single statistics
+T(X) under P, and each of those follows from an identity SymPy can prove
+(symgen/engine/families.py): powers and logs from P's generating function, |X - m| by
+splitting at the kink, with P's CDF and partial mean. The chain a pair's derivation shows:
+
+1. the definition, E_P[log p - log q];
+2. linearity: the log-ratio as a sum of statistics, each with its coefficient;
+3. each expectation replaced by its value, from the lemmas (each proved by SymPy);
+4. the closed form, infinite (oo) where Q's support does not cover P's or a moment of P that
+   log q needs diverges;
+5. for pairs that can be equal (the same family, or one family inside the other: Exponential
+   in Gamma), a branch near P = Q that evaluates the Taylor series of the closed form in the
+   exact parameter differences, where the closed form's terms cancel.
+
+A pair whose statistics have no identity here (E_P[log(1 + ((X - m)/g)^2)] for most P) has no
+closed form: :func:`kl_pair` says which term, and :func:`quadrature_function` offers the
+integral itself, evaluated by scipy.integrate.quad and labelled as such.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from .checks import IdentityCheck, MeanCheck
+from .derivation import Derivation, Param
+from .expectations import Expectation
+from .families import COINCIDE, FAMILIES, Family, _mellin_lemma, family, in_library_functions, s, x
+from .functions import Lemma, special_function
+from .lazy import lazy_module
+
+integrate = lazy_module("scipy.integrate")
+stats = lazy_module("scipy.stats")
+np = lazy_module("numpy")
+
+REFERENCE = ("Cover & Thomas (2006), Elements of Information Theory, 2nd ed., Eq. 2.26 (relative entropy "
+             "as an expectation of the log-ratio)")
+
+# Near P = Q the closed form's terms (each of size ~1) cancel to a KL of ~delta^2: where every
+# parameter difference is below NEAR of its unit, the Taylor series through SERIES_ORDER - 1
+# takes over (truncation ~NEAR^(SERIES_ORDER - 2) relative, ~1e-13).
+NEAR = sp.Rational(1, 20)
+SERIES_ORDER = 12
+
+difference = special_function(
+    "difference", 2, meaning=lambda a, b: a - b, mpmath=lambda a, b: a - b, real=True,
+    numpy="({0} - {1})", torch="({0} - {1})", jax="({0} - {1})", latex=r"\left({0} - {1}\right)",
+    text="({0} - {1})",
+    doc="a - b as written: a difference of nearly equal parameters, exact in floating point, that "
+        "common-subexpression elimination must not distribute a coefficient over.")
+
+
+class Infinite(Exception):
+    """The KL is +oo for every parameter value: the reason says why."""
+
+
+class NoClosedForm(Exception):
+    """A statistic's expectation has no identity here: the reason names it."""
+
+
+@dataclass
+class StatisticValue:
+    value: sp.Basic
+    finite_when: sp.Basic = sp.true
+    lemmas: list = field(default_factory=list)
+    how: str = ""
+
+
+class FamilyExpectation(Expectation):
+    """E_{X ~ family(params)}[f(X)], kept unevaluated. ``doit`` splits f into statistics and
+    takes each from the family's lemmas; ``evalf`` integrates by mpmath quadrature over the
+    support, which shares nothing with the lemmas."""
+
+    def __new__(cls, integrand, variable, family_name, *params):
+        name = family_name if isinstance(family_name, sp.Symbol) else sp.Symbol(family_name)
+        return sp.Expr.__new__(cls, sp.sympify(integrand), variable, name, *params)
+
+    integrand = property(lambda self: self.args[0])
+    variable = property(lambda self: self.args[1])
+    family = property(lambda self: FAMILIES[self.args[2].name])
+
+    @property
+    def params(self) -> dict:
+        return dict(zip((p.name for p in self.family.parameters), self.args[3:]))
+
+    @property
+    def free_symbols(self):
+        return set().union(*(arg.free_symbols for arg in self.args[3:])) | (
+            self.integrand.free_symbols - {self.variable})
+
+    def doit(self, **hints):
+        total = sp.Integer(0)
+        for statistic, coefficient in split_statistics(self.integrand).items():
+            found = statistic_expectation(self.family, self.params, statistic)
+            for lemma in found.lemmas:
+                lemma.prove()
+            total += coefficient * found.value
+        return total
+
+    def _eval_evalf(self, prec):
+        import mpmath
+
+        dps = max(15, mpmath.libmp.prec_to_dps(prec))
+        params = self.params
+        if not all(value.is_number for value in params.values()):
+            return None
+        with mpmath.workdps(dps + 15):
+            density = sp.lambdify(x, self.family.density(params), "mpmath")
+            integrand = sp.lambdify(x, self.integrand, "mpmath")
+            lower, upper = (mpmath.mpf(sp.Float(end, dps + 15)) if end.is_finite else
+                            (mpmath.inf if end > 0 else -mpmath.inf)
+                            for end in map(sp.sympify, self.family.support(params)))
+            # Break at the kinks (|x - m|) and the centre, where the quadrature needs them.
+            points = {float(kink(point)) for point in self.integrand.atoms(sp.Abs) if kink(point) is not None}
+            centre, spread = params.get("loc"), params.get("scale")
+            if centre is not None:
+                # Pieces a few scales wide: a double-exponential tail (Gumbel's) over one
+                # infinite piece costs mpmath minutes at 55 digits.
+                points |= {float(centre + k * spread) for k in (-60, -20, -6, -2, 0, 2, 6, 20, 60)}
+            inner = sorted(mpmath.mpf(point) for point in points if lower < point < upper)
+            value = mpmath.quad(lambda t: integrand(t) * density(t), [lower, *inner, upper])
+        return sp.Float(value, dps)
+
+    def _latex(self, printer):
+        arguments = ", ".join(printer._print(value) for value in self.args[3:])
+        return (rf"\mathbb{{E}}_{{X \sim \mathrm{{{self.family.name}}}({arguments})}}"
+                rf"\left[{printer._print(self.integrand.subs(self.variable, sp.Symbol('X')))}\right]")
+
+    def _sympystr(self, printer):
+        arguments = ", ".join(printer._print(value) for value in self.args[3:])
+        return f"E_{{X ~ {self.family.name}({arguments})}}[{printer._print(self.integrand)}]"
+
+
+def split_statistics(expression) -> dict:
+    """``expression`` (a sum of coefficient * statistic(x)) as {statistic: coefficient}."""
+    terms: dict = {}
+    for term in sp.Add.make_args(sp.expand(expression, deep=False, power_exp=False, log=False,
+                                           multinomial=False)):
+        coefficient, statistic = term.as_independent(x, as_Add=False)
+        terms[statistic] = terms.get(statistic, 0) + coefficient
+    return {statistic: coefficient for statistic, coefficient in terms.items() if coefficient != 0}
+
+
+# --- the expectation of one statistic ----------------------------------------------------
+
+
+def statistic_expectation(fam: Family, p: dict, statistic) -> StatisticValue:
+    """E[statistic(X)] for X ~ fam(p), with the lemmas it rests on; raises :class:`Infinite`
+    or :class:`NoClosedForm`."""
+    if statistic.free_symbols.isdisjoint({x}):
+        return StatisticValue(statistic)
+    if fam.special is not None:
+        found = fam.special(p, statistic)
+        if found is not None:
+            return StatisticValue(found[0], lemmas=[found[1]], how=found[1].statement)
+    if fam.name == "Uniform":
+        return _uniform_expectation(p, statistic)
+    if fam.no_mean:
+        if isinstance(statistic, sp.log):
+            raise NoClosedForm(f"E[{statistic}] under a {fam.name}: a closed form is known for a Cauchy "
+                               "Q (Chyzak & Nielsen 2019) but SymPy does not prove it here")
+        raise Infinite(f"a {fam.name} variable has no mean, so E[{statistic}] diverges")
+    if isinstance(statistic, sp.Abs):
+        return _kink_expectation(fam, p, statistic)
+    power = _power_of_x(statistic)
+    if power is not None:
+        return _power_expectation(fam, p, power)
+    log_power = _power_of_log(statistic)
+    if log_power is not None and fam.transform == "mellin":
+        generating, _ = fam.generating(p)
+        value = sp.diff(generating, s, log_power).subs(s, 0)
+        return StatisticValue(value, lemmas=[_mellin_lemma(fam, p)],
+                              how=f"E[log(X)^{log_power}]: derivative {log_power} of E[X^s] at s = 0")
+    if isinstance(statistic, sp.exp):
+        rate = sp.simplify(statistic.args[0] / x)
+        if rate.has(x):
+            raise NoClosedForm(f"E[{statistic}] under a {fam.name}")
+        if fam.transform == "mgf":
+            generating, condition = fam.generating(p)
+            return StatisticValue(generating.subs(s, rate), condition.subs(s, rate), [_mellin_lemma(fam, p)],
+                                  f"E[exp({rate} X)]: the moment generating function at {rate}")
+        if fam.laplace is not None and rate.is_negative:
+            value = fam.laplace(p, -rate)
+            # Proved by integration against the density, like the generating functions.
+            lower, upper = fam.support(p)
+            lemma = Lemma(f"{fam.name}: E[exp(-lam X)] = {sp.sstr(value)}",
+                          (_integral(statistic * fam.density(p), lower, upper), value))
+            return StatisticValue(value, lemmas=[lemma], how=f"E[exp({rate} X)]: the Laplace transform")
+        raise NoClosedForm(f"E[{statistic}] under a {fam.name} (its Laplace transform is not elementary)")
+    raise NoClosedForm(f"E[{statistic}] under a {fam.name}")
+
+
+def kink(statistic):
+    """m of |x - m| (SymPy may write it |m - x|); None for another absolute value."""
+    argument = statistic.args[0]
+    slope = sp.diff(argument, x)
+    if slope not in (1, -1):
+        return None
+    return -argument.subs(x, 0) / slope
+
+
+def _integral(integrand, lower, upper):
+    from .families import _Integrated
+
+    return _Integrated(sp.Integral(integrand, (x, lower, upper)))
+
+
+def _power_of_x(statistic):
+    if statistic == x:
+        return sp.Integer(1)
+    if isinstance(statistic, sp.Pow) and statistic.base == x and not statistic.exp.has(x):
+        return statistic.exp
+    return None
+
+
+def _power_of_log(statistic):
+    if statistic == sp.log(x):
+        return 1
+    if isinstance(statistic, sp.Pow) and statistic.base == sp.log(x) and statistic.exp.is_Integer:
+        return int(statistic.exp)
+    return None
+
+
+def _power_expectation(fam: Family, p: dict, power) -> StatisticValue:
+    generating, condition = fam.generating(p)
+    if fam.transform == "mellin":
+        return StatisticValue(generating.subs(s, power), condition.subs(s, power), [_mellin_lemma(fam, p)],
+                              f"E[X^{power}]: the Mellin transform E[X^s] at s = {power}")
+    if power.is_Integer and power > 0:
+        value = sp.diff(generating, s, int(power)).subs(s, 0)
+        return StatisticValue(sp.simplify(value), lemmas=[_mellin_lemma(fam, p)],
+                              how=f"E[X^{power}]: derivative {power} of the moment generating function at 0")
+    raise NoClosedForm(f"E[X^{power}] under a {fam.name}")
+
+
+def _kink_expectation(fam: Family, p: dict, statistic) -> StatisticValue:
+    centre = kink(statistic)
+    if centre is None:
+        raise NoClosedForm(f"E[{statistic}] under a {fam.name}")
+    mean = _power_expectation(fam, p, sp.Integer(1))
+    m = sp.Symbol("m", real=True)
+    lower, upper = map(sp.sympify, fam.support(p))
+    cdf, partial = fam.cdf(p, m), fam.partial_mean(p, m)
+    density = fam.density(p).subs(x, m)
+    derivatives = [(sp.diff(cdf, m), density), (sp.diff(partial, m), m * density)]
+    if cdf.has(sp.Piecewise):
+        # A density with a kink of its own (Laplace's at loc): each side of it, m = loc -+ z.
+        z = sp.Symbol("z", positive=True)
+        derivatives = [(left.subs(m, p["loc"] + side * z), right.subs(m, p["loc"] + side * z))
+                       for side in (-1, 1) for left, right in derivatives]
+    lemma = Lemma(f"{fam.name}: F(m) = {sp.sstr(cdf)} and G(m) = E[X; X <= m] = {sp.sstr(partial)}: "
+                  "F' = p, G' = m p, both 0 at the lower end of the support",
+                  *derivatives, (sp.Limit(_first_piece(cdf), m, lower, "+"), 0),
+                  (sp.Limit(_first_piece(partial), m, lower, "+"), 0))
+    inside = mean.value - m + 2 * (m * cdf - partial)
+    cases = []
+    if lower.is_finite:
+        cases.append((mean.value - m, m <= lower))
+    if upper.is_finite:
+        cases.append((m - mean.value, m >= upper))
+    value = sp.Piecewise(*cases, (inside, True)) if cases else inside
+    return StatisticValue(value.subs(m, centre), mean.finite_when, mean.lemmas + [lemma],
+                          "E|X - m| = E[X] - m + 2 (m F(m) - G(m)), splitting at the kink m")
+
+
+def _first_piece(expression):
+    # The piece that holds at the lower end of the support (Laplace's m < loc).
+    return expression.args[0].expr if isinstance(expression, sp.Piecewise) else expression
+
+
+def _uniform_expectation(p: dict, statistic) -> StatisticValue:
+    low, high = p["low"], p["high"]
+    if isinstance(statistic, sp.Abs):
+        centre = kink(statistic)
+        mean = (low + high) / 2
+        value = sp.Piecewise((mean - centre, centre <= low), (centre - mean, centre >= high),
+                             (((centre - low) ** 2 + (high - centre) ** 2) / (2 * (high - low)), True))
+        how = "E|X - m| under a Uniform: integrated on each side of m"
+        m = sp.Symbol("m", real=True)
+        width = high - low
+        lemma = Lemma("Uniform: E|X - m| = ((m - low)^2 + (high - m)^2) / (2 (high - low)) for low <= m <= high",
+                      (_integral((m - x) / width, low, m) + _integral((x - m) / width, m, high),
+                       ((m - low) ** 2 + (high - m) ** 2) / (2 * width)),
+                      (_integral((x - m) / width, low, high), (low + high) / 2 - m))
+        return StatisticValue(value, how=how, lemmas=[lemma])
+    value = sp.integrate(statistic, (x, low, high), conds="none") / (high - low)
+    value = value.replace(lambda e: e.is_Mul and len(e.args) == 2 and any(
+        isinstance(a, sp.log) and a.args[0] in (low, high) for a in e.args) and
+        any(a in (low, high) for a in e.args),
+        lambda e: _xlogy_of(e))
+    return StatisticValue(value, how=f"E[{statistic}] under a Uniform: integrated over (low, high)")
+
+
+def _xlogy_of(product):
+    from .families import xlogy
+
+    factor = next(a for a in product.args if not isinstance(a, sp.log))
+    logarithm = next(a for a in product.args if isinstance(a, sp.log))
+    return xlogy(factor, logarithm.args[0])
+
+
+# --- a pair ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Pair:
+    """What ``symgen.kl`` found for (P, Q): a closed form (``derivation``), or why not."""
+
+    p: str
+    q: str
+    status: str                      # "closed form", "infinite", "no closed form"
+    reason: str = ""
+    derivation: Derivation | None = None
+
+    @property
+    def name(self) -> str:
+        return function_name(self.p, self.q)
+
+
+def function_name(p: str, q: str) -> str:
+    return f"kl_{p.lower()}_{q.lower()}"
+
+
+def _support_condition(fam_p, p, fam_q, q):
+    lower_p, upper_p = fam_p.support(p)
+    lower_q, upper_q = fam_q.support(q)
+    condition = sp.And(sp.Ge(lower_p, lower_q), sp.Le(upper_p, upper_q))
+    return condition, f"P's support ({lower_p}, {upper_p}) must lie in Q's ({lower_q}, {upper_q})"
+
+
+@functools.lru_cache(maxsize=None)
+def kl_pair(p_name: str, q_name: str) -> Pair:
+    """The pair's derivation, or the reason it has none (infinite, no closed form)."""
+    fam_p, fam_q = family(p_name), family(q_name)
+    p, q = fam_p.symbols("p"), fam_q.symbols("q")
+    support, support_text = _support_condition(fam_p, p, fam_q, q)
+    if support == sp.false:
+        return Pair(fam_p.name, fam_q.name, "infinite", f"Q's support does not cover P's: {support_text}")
+    log_ratio = fam_p.log_density(p) - fam_q.log_density(q)
+    statistics = split_statistics(log_ratio)
+    values, conditions, hows, missing = {}, [support], [], []
+    for statistic in statistics:
+        try:
+            found = statistic_expectation(fam_p, p, statistic)
+        except Infinite as error:
+            # A divergent expectation decides, whatever the other terms.
+            return Pair(fam_p.name, fam_q.name, "infinite", str(error))
+        except NoClosedForm as error:
+            missing.append(str(error))
+            continue
+        values[statistic] = found.value
+        conditions.append(found.finite_when)
+        if found.how:
+            hows.append(found.how)
+    if missing:
+        return Pair(fam_p.name, fam_q.name, "no closed form", "no identity for " + "; ".join(missing))
+    finite = sp.And(*conditions)
+    if finite == sp.false:
+        return Pair(fam_p.name, fam_q.name, "infinite", "a moment that log q needs diverges under P")
+    derivation = _derivation(fam_p, p, fam_q, q, statistics, values, finite, hows)
+    return Pair(fam_p.name, fam_q.name, "closed form", derivation=derivation)
+
+
+def _params(fam: Family, symbols: dict, which: str) -> list[Param]:
+    return [Param(symbols[parameter.name], parameter.domain, f"{parameter.doc} of {which}")
+            for parameter in fam.parameters]
+
+
+def _derivation(fam_p, p, fam_q, q, statistics, values, finite, hows) -> Derivation:
+    from pathlib import Path
+
+    name = function_name(fam_p.name, fam_q.name)
+    p_args, q_args = tuple(p.values()), tuple(q.values())
+    requires = []
+    for fam, symbols in ((fam_p, p), (fam_q, q)):
+        if fam.name == "Uniform":
+            requires.append((symbols["low"] < symbols["high"], "low < high"))
+    derivation = Derivation(
+        name, title=f"KL divergence from {fam_q.name} to {fam_p.name}",
+        summary=f"KL({fam_p.name}({', '.join(map(str, p_args))}) || {fam_q.name}({', '.join(map(str, q_args))})), "
+                "in nats.",
+        kind="divergence", references=[REFERENCE], params=_params(fam_p, p, "P") + _params(fam_q, q, "Q"),
+        requires=requires, returns="KL(P || Q) >= 0 (oo where it diverges), broadcast over the arguments")
+    # Generated into symgen/formulas/kl_pairs.py; cached by the families' and this module's text.
+    derivation.source = Path(__file__).with_name("families.py")
+    derivation.finite_where = [] if finite == sp.true else [finite]
+    import sys
+
+    derivation.module = sys.modules[__name__]
+    definition = FamilyExpectation(fam_p.log_density(p) - fam_q.log_density(q), x, fam_p.name, *p_args)
+    chain = derivation.define(definition, "definition: the expected log-ratio under P")
+    split = sum(coefficient * FamilyExpectation(statistic, x, fam_p.name, *p_args)
+                for statistic, coefficient in statistics.items())
+    chain.step(split, "linearity of E: the log-ratio is a sum of single statistics of x, each with its "
+                      "coefficient")
+    chain.step(sum(coefficient * values[statistic] for statistic, coefficient in statistics.items()),
+               "each expectation from an identity proved by SymPy: " + "; ".join(dict.fromkeys(hows)))
+    infinite = finite != sp.true
+    chain.step(lambda previous: _with_infinity(_tidy(previous), finite),
+               "collect terms" + ("; +oo where the KL diverges (" + sp.sstr(sp.Not(finite)) + ")" if infinite else ""))
+    coincide = _coincidence(fam_p, p, fam_q, q)
+    if coincide is None:
+        chain.stable(lambda previous: _with_infinity(in_library_functions(_finite(previous)), finite),
+                     "evaluated with scipy.special's functions")
+    else:
+        chain.stable(lambda previous: _with_infinity(_near_equal(name, p_args + q_args, _finite(previous), coincide),
+                                                     finite),
+                     f"where every parameter difference from P = Q is below {NEAR} of its unit, the Taylor "
+                     f"series of the closed form through order {SERIES_ORDER - 1} in the exact differences "
+                     "(the closed form's terms cancel there); elsewhere the closed form, in scipy.special's "
+                     "functions")
+    _add_checks(derivation, fam_p, fam_q, len(p_args))
+    return derivation
+
+
+def _tidy(expression):
+    return sp.expand_log(sp.powsimp(sp.expand(expression)), force=False)
+
+
+def _finite(expression):
+    if isinstance(expression, sp.Piecewise) and expression.args[-1].expr == sp.oo:
+        return expression.args[0].expr
+    return expression
+
+
+def _with_infinity(expression, finite):
+    if finite == sp.true:
+        return expression
+    return sp.Piecewise((expression, finite), (sp.oo, True))
+
+
+def _coincidence(fam_p, p, fam_q, q):
+    """The parameters that differ where P = Q, with the value each takes there and its unit."""
+    if fam_p.name == fam_q.name:
+        values = {q[name]: p[name] for name in q}
+    elif (fam_p.name, fam_q.name) in COINCIDE:
+        values = COINCIDE[fam_p.name, fam_q.name](p, q)
+    else:
+        return None
+    units = {}
+    for symbol, value in values.items():
+        fam, symbols = (fam_q, q) if symbol in q.values() else (fam_p, p)
+        name = next(key for key, item in symbols.items() if item == symbol)
+        unit = fam.units.get(name)
+        if unit is None:
+            units[symbol] = sp.Abs(value) if value != 0 else sp.Integer(1)
+        elif isinstance(unit, tuple):  # noqa: SIM114
+            units[symbol] = _same_in(p, symbols, unit[0]) - _same_in(p, symbols, unit[1])
+        else:
+            units[symbol] = _same_in(p, symbols, unit)
+    return values, units
+
+
+def _same_in(p, symbols, name):
+    # The unit is P's parameter of that name where P has it (its scale), else the symbol's own.
+    return p.get(name, symbols[name])
+
+
+def _near_equal(name, params, closed, coincide):
+    """The closed form near P = Q: a branch evaluating its Taylor series in the exact parameter
+    differences. The series is a function of its own (``<name>_near``) whose meaning is the
+    closed form, resting on a lemma SymPy proves: the two agree through order
+    SERIES_ORDER - 1 (the series of their difference vanishes). What the truncation leaves,
+    ~NEAR^(SERIES_ORDER - 2) relative, the accuracy check against 50 digits measures."""
+    values, units = coincide
+    epsilon = sp.Symbol("epsilon", positive=True)
+    deltas = {symbol: sp.Dummy(f"d_{symbol.name}", real=True) for symbol in values}
+    along = {symbol: values[symbol] + epsilon * deltas[symbol] for symbol in values}
+    series = _series(closed.xreplace(along), epsilon)
+    truncated = series.subs(epsilon, 1).xreplace({deltas[symbol]: symbol - values[symbol] for symbol in values})
+    printed = series.subs(epsilon, 1).xreplace({deltas[symbol]: difference(symbol, values[symbol])
+                                               for symbol in values})
+    agreement = Lemma(f"{name}: the closed form and its Taylor series about P = Q agree through order "
+                      f"{SERIES_ORDER - 1} in the parameter differences",
+                      (_SeriesRemainder(closed - truncated, epsilon, tuple(along.items())), 0))
+    arguments = tuple(params)
+    near_function = special_function(
+        f"{name}_near", len(arguments),
+        meaning=lambda *values_: closed.xreplace(dict(zip(arguments, values_))),
+        numpy=lambda *values_: in_library_functions(printed).xreplace(dict(zip(arguments, values_))),
+        lemmas=[agreement], real=True,
+        doc=f"{name} near P = Q by its Taylor series through order {SERIES_ORDER - 1}.")
+    near = sp.And(*[sp.Abs(difference(symbol, values[symbol])) < NEAR * units[symbol] for symbol in values])
+    return sp.Piecewise((near_function(*arguments), near), (in_library_functions(closed), True))
+
+
+class _SeriesRemainder(sp.Expr):
+    """The terms of ``expression`` (along P = Q + epsilon delta) below order SERIES_ORDER in
+    epsilon: 0 when the series it was given is right through that order."""
+
+    def doit(self, **hints):
+        expression, epsilon, along = self.args
+        shifted = expression.xreplace(dict(along))
+        remainder = _series(shifted, epsilon)
+        if isinstance(remainder, sp.Piecewise):
+            return sp.Piecewise(*[(sp.expand(piece.expr), piece.cond) for piece in remainder.args])
+        return remainder
+
+
+def _series(expression, epsilon):
+    """The Taylor series in epsilon through SERIES_ORDER - 1, piece by piece where the
+    expression has pieces (Laplace's closed form on either side of loc_p = loc_q): each piece
+    is smooth, the kink is between them."""
+    folded = sp.piecewise_fold(expression)
+    if isinstance(folded, sp.Piecewise):
+        return sp.Piecewise(*[(sp.expand(sp.series(piece.expr, epsilon, 0, SERIES_ORDER).removeO()), piece.cond)
+                              for piece in folded.args])
+    return sp.expand(sp.series(folded, epsilon, 0, SERIES_ORDER).removeO())
+
+
+# --- empirical checks: samples and quadrature from SciPy's distributions ----------------------
+
+#: Monte Carlo draws; 200 batch means. The batch-means t test's false alarm is <= 1e-6 where the
+#: log-ratio has a finite variance (the points drawn are where the KL is finite).
+SAMPLES = 400_000
+
+
+def _split(arguments: dict, count_p: int):
+    values = list(arguments.values())
+    return values[:count_p], values[count_p:]
+
+
+def _add_checks(derivation: Derivation, fam_p: Family, fam_q: Family, count_p: int):
+    def sample_log_ratio(rng, n, **arguments):
+        p_values, q_values = _split(arguments, count_p)
+        law_p, law_q = fam_p.scipy(stats, *p_values), fam_q.scipy(stats, *q_values)
+        draws = law_p.rvs(size=n, random_state=rng)
+        return law_p.logpdf(draws) - law_q.logpdf(draws)
+
+    def quadrature(**arguments):
+        p_values, q_values = _split(arguments, count_p)
+        return quadrature_kl(fam_p, p_values, fam_q, q_values)
+
+    derivation.add_check(MeanCheck(sample_log_ratio, "E_P[log p(X) - log q(X)] by Monte Carlo under P",
+                                   samples=SAMPLES, batches=200))
+    derivation.add_check(IdentityCheck(quadrature, "the same integral by adaptive quadrature (scipy)",
+                                       rtol=1e-8, atol=1e-12))
+
+
+def quadrature_kl(fam_p: Family, p_values, fam_q: Family, q_values) -> float:
+    """KL(P || Q) by scipy.integrate.quad of p (log p - log q) over P's support, split at the
+    quantiles of P so the integrand's mass is where the quadrature looks."""
+    law_p, law_q = fam_p.scipy(stats, *p_values), fam_q.scipy(stats, *q_values)
+    lower, upper = law_p.support()
+    if law_q.support()[0] > lower or law_q.support()[1] < upper:
+        return float("inf")
+
+    def integrand(t):
+        log_p = law_p.logpdf(t)
+        if not np.isfinite(log_p):
+            return 0.0
+        return float(np.exp(log_p) * (log_p - law_q.logpdf(t)))
+
+    cuts = [float(law_p.ppf(level)) for level in (1e-12, 0.01, 0.25, 0.5, 0.75, 0.99, 1 - 1e-12)]
+    cuts += [float(v) for v in q_values if lower < v < upper] + [float(v) for v in p_values if lower < v < upper]
+    ends = sorted({lower, upper, *(c for c in cuts if lower < c < upper)})
+    return float(sum(integrate.quad(integrand, a, b, epsabs=1e-15, epsrel=1e-12, limit=200)[0]
+                     for a, b in zip(ends, ends[1:])))
+
+
+def quadrature_function(p_name: str, q_name: str):
+    """KL(P || Q) by quadrature for a pair without a closed form: a NumPy-vectorised function of
+    P's then Q's parameters, labelled ``quadrature`` (it is not derived)."""
+    fam_p, fam_q = family(p_name), family(q_name)
+    count_p = len(fam_p.parameters)
+
+    def kl_by_quadrature(*arguments):
+        arrays = np.broadcast_arrays(*map(np.asarray, arguments))
+        out = np.empty(arrays[0].shape)
+        for index in np.ndindex(out.shape):
+            values = [float(a[index]) for a in arrays]
+            out[index] = quadrature_kl(fam_p, values[:count_p], fam_q, values[count_p:])
+        return out[()] if out.ndim == 0 else out
+
+    kl_by_quadrature.__name__ = function_name(fam_p.name, fam_q.name) + "_quadrature"
+    kl_by_quadrature.kind = "quadrature"
+    kl_by_quadrature.__doc__ = (f"KL({fam_p.name} || {fam_q.name}) by scipy.integrate.quad (no closed form "
+                                "here): arguments P's then Q's parameters.")
+    return kl_by_quadrature
+
+
+def table() -> list[Pair]:
+    """Every ordered pair of the families, classified."""
+    return [kl_pair(p, q) for p in FAMILIES for q in FAMILIES]
+
+
+# --- the public answer ----------------------------------------------------------------------
+
+
+class KL:
+    """``symgen.kl(P, Q)``: KL(P || Q) for two families named as torch.distributions names them.
+
+    Call it with P's parameters then Q's, positional in torch's order (``kl("Gamma", "Gamma")(
+    concentration_p, rate_p, concentration_q, rate_q)``), or by keyword (``rate_p=...``); arrays
+    broadcast, and bad input raises ``ValueError`` naming the argument, as the catalogue's
+    functions do. ``status`` is "closed form", "infinite" or "no closed form"; ``reason`` says
+    why for the last two; ``derivation`` is the proved chain; ``show()`` prints it;
+    ``verify()`` proves it, checks the generated function against 50-digit mpmath and runs its
+    Monte Carlo and quadrature checks. A pair without a closed form is evaluated by quadrature
+    (``kind == "quadrature"``)."""
+
+    def __init__(self, p_name: str, q_name: str):
+        self.pair = kl_pair(family(p_name).name, family(q_name).name)
+        self.status, self.reason, self.derivation = self.pair.status, self.pair.reason, self.pair.derivation
+        self.name = self.pair.name
+        fam_p, fam_q = family(p_name), family(q_name)
+        self.parameters = [f"{p.name}_p" for p in fam_p.parameters] + [f"{p.name}_q" for p in fam_q.parameters]
+        self.kind = {"closed form": "closed form", "no closed form": "quadrature", "infinite": "infinite"}[self.status]
+        self._function = None
+
+    def __repr__(self):
+        detail = f": {self.reason}" if self.reason else ""
+        return f"<KL {self.pair.p} || {self.pair.q}, {self.status}{detail}>"
+
+    @property
+    def function(self):
+        if self._function is None:
+            if self.derivation is not None:
+                from .runner import generated_function
+
+                self.derivation.prove()
+                self._function = generated_function(self.derivation)
+            elif self.status == "no closed form":
+                self._function = quadrature_function(self.pair.p, self.pair.q)
+            else:
+                self._function = _infinite_function(self)
+        return self._function
+
+    def __call__(self, *arguments, **keywords):
+        return self.function(*arguments, **keywords)
+
+    def show(self) -> str:
+        if self.derivation is None:
+            return f"KL({self.pair.p} || {self.pair.q}): {self.status}. {self.reason}\n"
+        from symgen import view
+
+        from .record import record_of
+
+        return view.text(record_of(self.derivation))
+
+    def verify(self, examples: int = 10):
+        from .api import VerifyReport, _verify_one
+
+        if self.derivation is None:
+            raise ValueError(f"KL({self.pair.p} || {self.pair.q}) has no derivation: {self.status}")
+        return VerifyReport(_verify_one(self.derivation, self.name, lambda message: None, examples=examples,
+                                        accuracy_points=20, derandomize=True))
+
+
+def _infinite_function(answer: KL):
+    def infinite(*arguments, **keywords):
+        values = list(arguments) + list(keywords.values())
+        if len(values) != len(answer.parameters):
+            raise TypeError(f"{answer.name} takes {len(answer.parameters)} arguments: {', '.join(answer.parameters)}")
+        return np.full(np.broadcast(*map(np.asarray, values)).shape, np.inf)[()]
+
+    infinite.__doc__ = f"KL({answer.pair.p} || {answer.pair.q}) = +oo: {answer.reason}"
+    return infinite
+
+
+@functools.lru_cache(maxsize=None)
+def kl(p, q) -> KL:
+    """KL(P || Q) between two families (see :class:`KL`)."""
+    return KL(p, q)
+
+
+def table_text() -> str:
+    """The table of ordered pairs: closed form, infinite, or no closed form (with why)."""
+    lines = [f"{'P':<12} {'Q':<12} {'KL(P || Q)':<15} why"]
+    for pair in table():
+        lines.append(f"{pair.p:<12} {pair.q:<12} {pair.status:<15} {pair.reason}")
+    return "\n".join(lines) + "\n"
