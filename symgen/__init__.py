@@ -44,7 +44,7 @@ def __getattr__(name):
         globals()[name] = value
         return value
     if name == "kl":
-        from symgen.engine.kl import kl
+        from symgen.divergence import kl
 
         return kl
     if name in _ENGINE_FUNCTIONS:

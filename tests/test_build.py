@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def checkout(tmp_path):
     """A copy of what the build reads and writes (no docs/: their pages run the verification)."""
-    for part in ("derivations", "symgen/formulas", "symgen/torch", "symgen/jax", "symgen/index"):
+    for part in ("derivations", "symgen/formulas", "symgen/torch", "symgen/jax", "symgen/index", "symgen/kl_pairs"):
         shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__", "drafts"))
     shutil.copy(ROOT / "README.md", tmp_path / "README.md")
     return tmp_path
@@ -70,3 +70,13 @@ def test_build_writes_what_check_finds_stale(checkout):
     assert sorted(build.build(root=checkout, check=True)) == expected
     assert sorted(build.build(root=checkout)) == expected
     assert build.build(root=checkout, check=True) == []
+
+
+def test_kl_pairs_are_current_and_an_edited_one_is_not(checkout):
+    from symgen.engine import kl
+
+    pairs = checkout / "symgen" / "kl_pairs"
+    assert kl.generated_current(pairs)
+    edit(pairs / "normal.py", "def kl_normal_normal(", "def kl_normal_normal_renamed(")
+    # The recorded digest no longer matches: `symgen build --check` derives the pairs and compares.
+    assert not kl.generated_current(pairs)

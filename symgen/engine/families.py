@@ -47,7 +47,7 @@ erfc = special_function(
     "erfc", 1, meaning=sp.erfc, mpmath=mpmath.erfc, numpy="scipy.special.erfc",
     latex=r"\operatorname{{erfc}}\left({0}\right)", doc="The complementary error function.")
 exp1 = special_function(
-    "exp1", 1, meaning=lambda z: sp.expint(1, z), mpmath=lambda z: mpmath.e1(z), numpy="scipy.special.exp1",
+    "exp1", 1, meaning=lambda z: sp.uppergamma(0, z), mpmath=lambda z: mpmath.e1(z), numpy="scipy.special.exp1",
     latex=r"E_{{1}}\left({0}\right)", doc="The exponential integral E1(z) = int_z^oo e^-u / u du.")
 gammainc = special_function(
     "gammainc", 2, meaning=lambda a, z: sp.lowergamma(a, z) / sp.gamma(a),
@@ -57,17 +57,24 @@ betainc = special_function(
     "betainc", 3, meaning=lambda a, b, z: sp.betainc_regularized(a, b, 0, z),
     mpmath=lambda a, b, z: mpmath.betainc(a, b, 0, z, regularized=True), numpy="scipy.special.betainc",
     latex=r"I_{{{2}}}\left({0}, {1}\right)", doc="The regularized incomplete beta function I_z(a, b).")
+erfcx = special_function(
+    "erfcx", 1, meaning=lambda z: sp.exp(z**2) * sp.erfc(z), mpmath=lambda z: mpmath.exp(z**2) * mpmath.erfc(z),
+    numpy="scipy.special.erfcx", latex=r"\operatorname{{erfcx}}\left({0}\right)",
+    doc="exp(z^2) erfc(z), without overflow or underflow for large z.")
 xlogy = special_function(
     "xlogy", 2, meaning=lambda a, b: a * sp.log(b),
     mpmath=lambda a, b: mpmath.mpf(0) if a == 0 else a * mpmath.log(b), numpy="scipy.special.xlogy",
-    latex=r"{0:p} \log {1:p}", text="xlogy({0}, {1})",
+    latex=r"{0} \log {1}", text="xlogy({0}, {1})",
     doc="a log b, 0 where a = 0 (the limit x log x -> 0 at the end of a support).")
 
 LIBRARY = {sp.loggamma: gammaln, sp.digamma: digamma, sp.gamma: gamma_function, sp.erfc: erfc}
 
 
 def in_library_functions(expression):
-    """``expression`` with SymPy's special functions as their declared scipy.special ones."""
+    """``expression`` with SymPy's special functions as their declared scipy.special ones (a
+    zeta value, from a polygamma at 1, as its number)."""
+    expression = expression.replace(lambda e: isinstance(e, sp.zeta) and e.is_number,
+                                    lambda e: sp.Float(e.evalf(40), 40))
     for sympy_function, declared in LIBRARY.items():
         expression = expression.replace(sympy_function, declared)
     expression = expression.replace(sp.polygamma, polygamma)
@@ -113,7 +120,23 @@ class Family:
     # the parameters that are the scale of each location (for a near-equal test)
     units: dict = field(default_factory=dict)
 
+    # A user's density keeps the user's own symbols (they name the function's arguments).
+    fixed_symbols: dict | None = None
+    can_sample: bool = True              # SciPy's distribution (or the user's sampler) draws
+
+    def cuts(self, params: dict) -> list:
+        """Where a quadrature over the support should break: a grid of P's scales around its
+        location (in log x for LogNormal), so no piece is wider than the mass it holds."""
+        if "scale" not in params:
+            return []
+        centre, spread = params.get("loc", 0), params["scale"]
+        grid = [centre + k * spread for k in (-60, -40, -30, -20, -15, -10, -6, -4, -2, -1, 0,
+                                               1, 2, 4, 6, 10, 15, 20, 30, 40, 60)]
+        return [sp.exp(point) for point in grid] if self.name == "LogNormal" else grid
+
     def symbols(self, suffix: str) -> dict:
+        if self.fixed_symbols is not None:
+            return dict(self.fixed_symbols)
         return {p.name: sp.Symbol(f"{p.name}_{suffix}", positive=True) if p.positive
                 else sp.Symbol(f"{p.name}_{suffix}", real=True) for p in self.parameters}
 
@@ -121,7 +144,19 @@ class Family:
         return sum(coefficient * statistic for coefficient, statistic in self.log_terms(params))
 
     def density(self, params: dict):
-        return sp.exp(self.log_density(params))
+        # log Gamma as log(Gamma), so exp(-log Gamma(a)) is 1/Gamma(a) for the integrals' proofs.
+        # Term by term, so exp(a log b) is b^a and exp((a - 1) log x) is x^(a - 1): the form
+        # SymPy's integration recognises.
+        log_density = sp.expand(self.log_density(params).replace(sp.loggamma, lambda z: sp.log(sp.gamma(z))))
+        return sp.Mul(*[_exponential_of(term) for term in sp.Add.make_args(log_density)])
+
+
+def _exponential_of(term):
+    """exp(term), with exp(c log y) written y^c."""
+    logarithms = [factor for factor in sp.Mul.make_args(term) if isinstance(factor, sp.log)]
+    if len(logarithms) == 1:
+        return logarithms[0].args[0] ** (term / logarithms[0])
+    return sp.exp(term)
 
 
 def _mellin_lemma(family: Family, params: dict) -> Lemma:
@@ -225,19 +260,64 @@ GUMBEL = Family(
     - p["scale"] * exp1(sp.exp(-(m - p["loc"]) / p["scale"])),
     units={"loc": "scale"})
 
+class _ResidueIntegral(sp.Expr):
+    """The integral over the real line of a rational function that decays like 1/t^2, by the
+    residue theorem: 2 pi i times the sum of its residues in the upper half-plane (SymPy finds
+    the poles and their residues)."""
+
+    def doit(self, **hints):
+        function, variable = self.args
+        poles = sp.roots(sp.denom(sp.together(function)), variable)
+        upper = [pole for pole in poles if sp.im(pole).is_positive]
+        if len(upper) + len([pole for pole in poles if sp.im(pole).is_negative]) != len(poles):
+            return self      # a pole SymPy cannot place: not proved
+        return sp.simplify(2 * sp.pi * sp.I * sum(sp.residue(function, variable, pole) for pole in upper))
+
+
+def _cauchy_special(p, statistic):
+    """E[log((X - m)^2 + g^2)] = log((scale + g)^2 + (loc - m)^2) for X ~ Cauchy(loc, scale)
+    (Chyzak & Nielsen 2019, Eq. 6, the Cauchy KL's key term). With X = loc + scale T and
+    a = (m - loc)/scale, b = g/scale, it is 2 log(scale) + E[log((T - a)^2 + b^2)] for a
+    standard Cauchy T; its derivative in b, E[2b/((T - a)^2 + b^2)], is the integral of a
+    rational function, which SymPy evaluates by residues, and both sides are 2 log b + o(1)
+    as b -> oo."""
+    if not isinstance(statistic, sp.log):
+        return None
+    inner = sp.expand(statistic.args[0])
+    if not inner.is_polynomial(x) or sp.degree(inner, x) != 2 or sp.Poly(inner, x).LC() != 1:
+        return None
+    m = -sp.Poly(inner, x).coeff_monomial(x) / 2
+    g = sp.sqrt(sp.factor(sp.expand(inner.subs(x, m))))
+    if not g.is_positive:
+        return None
+    loc, scale = p["loc"], p["scale"]
+    value = sp.log((scale + g) ** 2 + (loc - m) ** 2)
+    t, a, b = sp.Symbol("t", real=True), sp.Symbol("a", real=True), sp.Symbol("b", positive=True)
+    standard = sp.log((1 + b) ** 2 + a**2)
+    lemma = Lemma("Cauchy: E[log((X - m)^2 + g^2)] = log((scale + g)^2 + (loc - m)^2): in standard units, "
+                  "d/db of E[log((T - a)^2 + b^2)] by residues, and both sides 2 log b + o(1) as b -> oo",
+                  (_ResidueIntegral(2 * b / (((t - a) ** 2 + b**2) * sp.pi * (1 + t**2)), t), sp.diff(standard, b)),
+                  (sp.Limit(standard - 2 * sp.log(b), b, sp.oo), 0),
+                  (2 * sp.log(scale) + standard.subs({a: (m - loc) / scale, b: g / scale}), value))
+    return value, lemma
+
+
 CAUCHY = Family(
     "Cauchy", (LOC, _scale()),
     lambda p: [(-1, sp.log((x - p["loc"]) ** 2 + p["scale"] ** 2)),
                (sp.log(p["scale"]) - sp.log(sp.pi), sp.Integer(1))],
     lambda p: (-sp.oo, sp.oo), lambda stats, loc, scale: stats.cauchy(loc, scale),
-    no_mean=True, units={"loc": "scale"})
+    special=_cauchy_special, no_mean=True, units={"loc": "scale"}, reference="Chyzak & Nielsen (2019), A closed-form "
+    "formula for the Kullback-Leibler divergence between Cauchy distributions, arXiv:1905.10965")
 
 
 def _positive_proof(family_name):
     def proof(p):
         family = FAMILIES[family_name]
         lower, upper = family.support(p)
-        return x ** s * family.density(p), x, lower, upper, ""
+        # On (0, oo) the variable is positive: SymPy integrates x^(s + a - 1) e^(-b x) only knowing it.
+        positive = sp.Symbol("x", positive=True)
+        return (x ** s * family.density(p)).xreplace({x: positive}), positive, lower, upper, ""
     return proof
 
 
@@ -249,7 +329,8 @@ def _lognormal_proof(p):
 
 
 LOG_NORMAL = Family(
-    "LogNormal", (LOC, _scale("standard deviation of log x")),
+    # sigma up to 2: the moments a Q's log-density needs, e^(k mu + k^2 sigma^2 / 2), stay within float64.
+    "LogNormal", (LOC, Parameter("scale", True, Positive(0.1, 2), "standard deviation of log x")),
     lambda p: [(-1, sp.log(x)), (-1 / (2 * p["scale"] ** 2), sp.log(x) ** 2), (p["loc"] / p["scale"] ** 2, sp.log(x)),
                (-p["loc"] ** 2 / (2 * p["scale"] ** 2) - sp.log(p["scale"]) - sp.log(2 * sp.pi) / 2, sp.Integer(1))],
     lambda p: (0, sp.oo), lambda stats, loc, scale: stats.lognorm(scale, scale=float(mpmath.exp(loc))),
@@ -269,7 +350,7 @@ HALF_NORMAL = Family(
     transform="mellin",
     generating=lambda p: (p["scale"] ** s * 2 ** (s / 2) * sp.gamma((s + 1) / 2) / sp.sqrt(sp.pi), s > -1),
     generating_proof=_positive_proof("HalfNormal"),
-    laplace=lambda p, lam: sp.exp(lam**2 * p["scale"] ** 2 / 2) * sp.erfc(lam * p["scale"] / sp.sqrt(2)),
+    laplace=lambda p, lam: erfcx(lam * p["scale"] / sp.sqrt(2)),
     cdf=lambda p, m: 1 - sp.erfc(m / (sp.sqrt(2) * p["scale"])),
     partial_mean=lambda p, m: p["scale"] * sp.sqrt(2 / sp.pi) * (1 - sp.exp(-m**2 / (2 * p["scale"] ** 2))))
 
@@ -318,7 +399,8 @@ BETA = Family(
     "Beta", (Parameter("concentration1", True, Positive(0.5, 20), "first shape (alpha)"),
              Parameter("concentration0", True, Positive(0.5, 20), "second shape (beta)")),
     lambda p: [(p["concentration1"] - 1, sp.log(x)), (p["concentration0"] - 1, sp.log(1 - x)),
-               (-sp.log(sp.beta(p["concentration1"], p["concentration0"])), sp.Integer(1))],
+               (sp.loggamma(p["concentration1"] + p["concentration0"]) - sp.loggamma(p["concentration1"])
+                - sp.loggamma(p["concentration0"]), sp.Integer(1))],
     lambda p: (0, 1), lambda stats, a, b: stats.beta(a, b),
     transform="mellin",
     generating=lambda p: (sp.gamma(p["concentration1"] + s) * sp.gamma(p["concentration1"] + p["concentration0"])
@@ -373,7 +455,7 @@ COINCIDE = {
     ("Exponential", "Weibull"): lambda p, q: {q["concentration"]: 1, q["scale"]: 1 / p["rate"]},
     ("Weibull", "Exponential"): lambda p, q: {p["concentration"]: 1, q["rate"]: 1 / p["scale"]},
     ("Beta", "Uniform"): lambda p, q: {p["concentration1"]: 1, p["concentration0"]: 1, q["low"]: 0, q["high"]: 1},
-    ("Uniform", "Beta"): lambda p, q: {p["low"]: 0, p["high"]: 1, q["concentration1"]: 1, q["concentration0"]: 1},
+    # (Uniform, Beta) is left out: its KL has low log(low) terms, not analytic at low = 0.
 }
 
 

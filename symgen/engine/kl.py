@@ -22,7 +22,11 @@ integral itself, evaluated by scipy.integrate.quad and labelled as such.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import sympy as sp
 
@@ -30,8 +34,11 @@ from .checks import IdentityCheck, MeanCheck
 from .derivation import Derivation, Param
 from .expectations import Expectation
 from .families import COINCIDE, FAMILIES, Family, _mellin_lemma, family, in_library_functions, s, x
-from .functions import Lemma, special_function
+from .functions import Lemma, special_function, textbook
 from .lazy import lazy_module
+
+# The Taylor branches are deep sums of products: SymPy's printers and cse recurse through them.
+sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
 
 integrate = lazy_module("scipy.integrate")
 stats = lazy_module("scipy.stats")
@@ -81,7 +88,7 @@ class FamilyExpectation(Expectation):
 
     integrand = property(lambda self: self.args[0])
     variable = property(lambda self: self.args[1])
-    family = property(lambda self: FAMILIES[self.args[2].name])
+    family = property(lambda self: FAMILIES.get(self.args[2].name) or USER_FAMILIES[self.args[2].name])
 
     @property
     def params(self) -> dict:
@@ -109,20 +116,23 @@ class FamilyExpectation(Expectation):
         if not all(value.is_number for value in params.values()):
             return None
         with mpmath.workdps(dps + 15):
-            density = sp.lambdify(x, self.family.density(params), "mpmath")
+            log_density = sp.lambdify(x, self.family.log_density(params), "mpmath")
+
+            def density(t):
+                # Where log p is below -1e5, p counts 0 (no statistic here outweighs e^-1e5): mpmath
+                # would otherwise take minutes over exp(-e^(1e4)) in a Gumbel's left tail.
+                value = log_density(t)
+                return mpmath.exp(value) if value > -100_000 else mpmath.mpf(0)
+
             integrand = sp.lambdify(x, self.integrand, "mpmath")
             lower, upper = (mpmath.mpf(sp.Float(end, dps + 15)) if end.is_finite else
                             (mpmath.inf if end > 0 else -mpmath.inf)
                             for end in map(sp.sympify, self.family.support(params)))
             # Break at the kinks (|x - m|) and the centre, where the quadrature needs them.
             points = {float(kink(point)) for point in self.integrand.atoms(sp.Abs) if kink(point) is not None}
-            centre, spread = params.get("loc"), params.get("scale")
-            if centre is not None:
-                # Pieces a few scales wide: a double-exponential tail (Gumbel's) over one
-                # infinite piece costs mpmath minutes at 55 digits.
-                points |= {float(centre + k * spread) for k in (-60, -20, -6, -2, 0, 2, 6, 20, 60)}
+            points |= {float(point) for point in self.family.cuts(params)}
             inner = sorted(mpmath.mpf(point) for point in points if lower < point < upper)
-            value = mpmath.quad(lambda t: integrand(t) * density(t), [lower, *inner, upper])
+            value = mpmath.quad(lambda t: integrand(t) * density(t), [lower, *inner, upper], maxdegree=10)
         return sp.Float(value, dps)
 
     def _latex(self, printer):
@@ -188,7 +198,7 @@ def statistic_expectation(fam: Family, p: dict, statistic) -> StatisticValue:
             # Proved by integration against the density, like the generating functions.
             lower, upper = fam.support(p)
             lemma = Lemma(f"{fam.name}: E[exp(-lam X)] = {sp.sstr(value)}",
-                          (_integral(statistic * fam.density(p), lower, upper), value))
+                          (_integral(statistic * fam.density(p), lower, upper), textbook(value).rewrite(sp.erf)))
             return StatisticValue(value, lemmas=[lemma], how=f"E[exp({rate} X)]: the Laplace transform")
         raise NoClosedForm(f"E[{statistic}] under a {fam.name} (its Laplace transform is not elementary)")
     raise NoClosedForm(f"E[{statistic}] under a {fam.name}")
@@ -228,7 +238,9 @@ def _power_of_log(statistic):
 def _power_expectation(fam: Family, p: dict, power) -> StatisticValue:
     generating, condition = fam.generating(p)
     if fam.transform == "mellin":
-        return StatisticValue(generating.subs(s, power), condition.subs(s, power), [_mellin_lemma(fam, p)],
+        # Gamma(a + 1)/Gamma(a) as a: the ratio would cancel against a elsewhere only numerically.
+        return StatisticValue(sp.gammasimp(generating.subs(s, power)), condition.subs(s, power),
+                              [_mellin_lemma(fam, p)],
                               f"E[X^{power}]: the Mellin transform E[X^s] at s = {power}")
     if power.is_Integer and power > 0:
         value = sp.diff(generating, s, int(power)).subs(s, 0)
@@ -287,12 +299,40 @@ def _uniform_expectation(p: dict, statistic) -> StatisticValue:
                        ((m - low) ** 2 + (high - m) ** 2) / (2 * width)),
                       (_integral((x - m) / width, low, high), (low + high) / 2 - m))
         return StatisticValue(value, how=how, lemmas=[lemma])
+    logarithm = _log_of_linear(statistic)
+    if logarithm is not None:
+        # log(c + x) or log(c - x): with y = c -+ x, the antiderivative y log y - y, written with
+        # xlogy so that an end of the support at y = 0 gives 0 (SymPy's own antiderivative of
+        # log(1 - x) takes logs of negative numbers that cancel only as complex values).
+        slope, offset = logarithm
+        def antiderivative(end):
+            y = slope * end + offset
+            return (_xlogy(y, y) - y) / slope
+        value = (antiderivative(high) - antiderivative(low)) / (high - low)
+        return StatisticValue(value, how=f"E[{statistic}] under a Uniform: y log y - y over (low, high)")
     value = sp.integrate(statistic, (x, low, high), conds="none") / (high - low)
     value = value.replace(lambda e: e.is_Mul and len(e.args) == 2 and any(
         isinstance(a, sp.log) and a.args[0] in (low, high) for a in e.args) and
         any(a in (low, high) for a in e.args),
         lambda e: _xlogy_of(e))
     return StatisticValue(value, how=f"E[{statistic}] under a Uniform: integrated over (low, high)")
+
+
+def _log_of_linear(statistic):
+    """(slope, offset) of log(slope x + offset), slope = +-1; None for another statistic."""
+    if not isinstance(statistic, sp.log):
+        return None
+    argument = statistic.args[0]
+    slope = sp.diff(argument, x)
+    if slope not in (1, -1) or sp.diff(argument, x, 2) != 0:
+        return None
+    return slope, argument.subs(x, 0)
+
+
+def _xlogy(a, b):
+    from .families import xlogy
+
+    return xlogy(a, b)
 
 
 def _xlogy_of(product):
@@ -335,8 +375,14 @@ def _support_condition(fam_p, p, fam_q, q):
 @functools.lru_cache(maxsize=None)
 def kl_pair(p_name: str, q_name: str) -> Pair:
     """The pair's derivation, or the reason it has none (infinite, no closed form)."""
-    fam_p, fam_q = family(p_name), family(q_name)
+    return family_pair(family(p_name), family(q_name))
+
+
+def family_pair(fam_p: Family, fam_q: Family) -> Pair:
     p, q = fam_p.symbols("p"), fam_q.symbols("q")
+    if set(p.values()) & set(q.values()):
+        raise ValueError(f"P ({fam_p.name}) and Q ({fam_q.name}) share parameters "
+                         f"{sorted(map(str, set(p.values()) & set(q.values())))}: name them apart")
     support, support_text = _support_condition(fam_p, p, fam_q, q)
     if support == sp.false:
         return Pair(fam_p.name, fam_q.name, "infinite", f"Q's support does not cover P's: {support_text}")
@@ -371,8 +417,6 @@ def _params(fam: Family, symbols: dict, which: str) -> list[Param]:
 
 
 def _derivation(fam_p, p, fam_q, q, statistics, values, finite, hows) -> Derivation:
-    from pathlib import Path
-
     name = function_name(fam_p.name, fam_q.name)
     p_args, q_args = tuple(p.values()), tuple(q.values())
     requires = []
@@ -385,11 +429,10 @@ def _derivation(fam_p, p, fam_q, q, statistics, values, finite, hows) -> Derivat
                 "in nats.",
         kind="divergence", references=[REFERENCE], params=_params(fam_p, p, "P") + _params(fam_q, q, "Q"),
         requires=requires, returns="KL(P || Q) >= 0 (oo where it diverges), broadcast over the arguments")
-    # Generated into symgen/formulas/kl_pairs.py; cached by the families' and this module's text.
-    derivation.source = Path(__file__).with_name("families.py")
+    # Cached by the families' and the engine's text; a user's pair (not in FAMILIES) is not.
+    builtin = fam_p.name in FAMILIES and fam_q.name in FAMILIES
+    derivation.source = Path(__file__).with_name("families.py") if builtin else None
     derivation.finite_where = [] if finite == sp.true else [finite]
-    import sys
-
     derivation.module = sys.modules[__name__]
     definition = FamilyExpectation(fam_p.log_density(p) - fam_q.log_density(q), x, fam_p.name, *p_args)
     chain = derivation.define(definition, "definition: the expected log-ratio under P")
@@ -402,7 +445,7 @@ def _derivation(fam_p, p, fam_q, q, statistics, values, finite, hows) -> Derivat
     infinite = finite != sp.true
     chain.step(lambda previous: _with_infinity(_tidy(previous), finite),
                "collect terms" + ("; +oo where the KL diverges (" + sp.sstr(sp.Not(finite)) + ")" if infinite else ""))
-    coincide = _coincidence(fam_p, p, fam_q, q)
+    coincide = _coincidence(fam_p, p, fam_q, q) if builtin else None
     if coincide is None:
         chain.stable(lambda previous: _with_infinity(in_library_functions(_finite(previous)), finite),
                      "evaluated with scipy.special's functions")
@@ -418,7 +461,9 @@ def _derivation(fam_p, p, fam_q, q, statistics, values, finite, hows) -> Derivat
 
 
 def _tidy(expression):
-    return sp.expand_log(sp.powsimp(sp.expand(expression)), force=False)
+    # Products distributed over sums, like terms collected; powers of sums kept whole, so a
+    # square of a difference ((loc_p - loc_q)^2) is not expanded into terms that cancel.
+    return sp.expand(expression, multinomial=False, power_exp=False, log=False)
 
 
 def _finite(expression):
@@ -472,6 +517,9 @@ def _near_equal(name, params, closed, coincide):
     along = {symbol: values[symbol] + epsilon * deltas[symbol] for symbol in values}
     series = _series(closed.xreplace(along), epsilon)
     truncated = series.subs(epsilon, 1).xreplace({deltas[symbol]: symbol - values[symbol] for symbol in values})
+    if series.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
+        # Not analytic where P = Q (x log x at an end of a support): no series branch.
+        return in_library_functions(closed)
     printed = series.subs(epsilon, 1).xreplace({deltas[symbol]: difference(symbol, values[symbol])
                                                for symbol in values})
     agreement = Lemma(f"{name}: the closed form and its Taylor series about P = Q agree through order "
@@ -507,9 +555,64 @@ def _series(expression, epsilon):
     is smooth, the kink is between them."""
     folded = sp.piecewise_fold(expression)
     if isinstance(folded, sp.Piecewise):
-        return sp.Piecewise(*[(sp.expand(sp.series(piece.expr, epsilon, 0, SERIES_ORDER).removeO()), piece.cond)
-                              for piece in folded.args])
-    return sp.expand(sp.series(folded, epsilon, 0, SERIES_ORDER).removeO())
+        return sp.Piecewise(*[(_taylor(piece.expr, epsilon), piece.cond) for piece in folded.args])
+    return _taylor(folded, epsilon)
+
+
+def _taylor(expression, epsilon):
+    """Taylor polynomial in epsilon through SERIES_ORDER - 1, term by term of the sum, each
+    term as a product of factors whose coefficient lists are multiplied and truncated; a
+    power or a Gamma function with epsilon inside goes through its logarithm, whose
+    derivatives stay small (log Gamma(a + epsilon d) gives polygammas times d^k). SymPy's
+    series of a whole KL takes minutes where this takes a second."""
+    total = [sp.Integer(0)] * SERIES_ORDER
+    for term in sp.Add.make_args(sp.expand(expression, multinomial=False, power_exp=False, log=False)):
+        term = sp.powsimp(term)      # exp(a) exp(b) -> exp(a + b): one exponential to expand
+        total = [a + b for a, b in zip(total, _term_coefficients(term, epsilon))]
+    # At P = Q the KL and its gradient vanish: the coefficients of orders 0 and 1 must simplify to
+    # 0 (left as terms, they would cancel only numerically, ~1e-16/delta relative).
+    total[:2] = [sp.simplify(sp.gammasimp(coefficient)) for coefficient in total[:2]]
+    return sp.expand(sum(coefficient * epsilon**order for order, coefficient in enumerate(total)))
+
+
+def _term_coefficients(term, epsilon) -> list:
+    if not term.has(epsilon):
+        return [term] + [sp.Integer(0)] * (SERIES_ORDER - 1)
+    product = [sp.Integer(1)] + [sp.Integer(0)] * (SERIES_ORDER - 1)
+    for factor in sp.Mul.make_args(term):
+        if not factor.has(epsilon):
+            coefficients = [factor] + [sp.Integer(0)] * (SERIES_ORDER - 1)
+        elif isinstance(factor, (sp.gamma, sp.exp)) or (isinstance(factor, sp.Pow) and factor.exp.has(epsilon)):
+            logarithm = (sp.loggamma(factor.args[0]) if isinstance(factor, sp.gamma) else
+                         factor.args[0] if isinstance(factor, sp.exp) else factor.exp * sp.log(factor.base))
+            coefficients = _exponential(_derivative_coefficients(logarithm, epsilon))
+        else:
+            coefficients = _derivative_coefficients(factor, epsilon)
+        product = _multiply(product, coefficients)
+    return product
+
+
+def _derivative_coefficients(expression, epsilon) -> list:
+    coefficients, derivative = [], expression
+    for order in range(SERIES_ORDER):
+        coefficients.append(sp.expand(derivative.subs(epsilon, 0)) / sp.factorial(order))
+        derivative = sp.diff(derivative, epsilon)
+    return coefficients
+
+
+def _multiply(a: list, b: list) -> list:
+    return [sp.expand(sum(a[i] * b[order - i] for i in range(order + 1))) for order in range(SERIES_ORDER)]
+
+
+def _exponential(h: list) -> list:
+    """Coefficients of exp(h(epsilon)) from those of h: exp(h0) times the series of exp of the rest."""
+    rest = [sp.Integer(0)] + h[1:]
+    result = [sp.Integer(1)] + [sp.Integer(0)] * (SERIES_ORDER - 1)
+    power = list(result)
+    for j in range(1, SERIES_ORDER):
+        power = _multiply(power, rest)
+        result = [r + p / sp.factorial(j) for r, p in zip(result, power)]
+    return [sp.exp(h[0]) * coefficient for coefficient in result]
 
 
 # --- empirical checks: samples and quadrature from SciPy's distributions ----------------------
@@ -535,8 +638,9 @@ def _add_checks(derivation: Derivation, fam_p: Family, fam_q: Family, count_p: i
         p_values, q_values = _split(arguments, count_p)
         return quadrature_kl(fam_p, p_values, fam_q, q_values)
 
-    derivation.add_check(MeanCheck(sample_log_ratio, "E_P[log p(X) - log q(X)] by Monte Carlo under P",
-                                   samples=SAMPLES, batches=200))
+    if fam_p.can_sample:
+        derivation.add_check(MeanCheck(sample_log_ratio, "E_P[log p(X) - log q(X)] by Monte Carlo under P",
+                                       samples=SAMPLES, batches=200))
     derivation.add_check(IdentityCheck(quadrature, "the same integral by adaptive quadrature (scipy)",
                                        rtol=1e-8, atol=1e-12))
 
@@ -555,7 +659,8 @@ def quadrature_kl(fam_p: Family, p_values, fam_q: Family, q_values) -> float:
             return 0.0
         return float(np.exp(log_p) * (log_p - law_q.logpdf(t)))
 
-    cuts = [float(law_p.ppf(level)) for level in (1e-12, 0.01, 0.25, 0.5, 0.75, 0.99, 1 - 1e-12)]
+    cuts = ([float(law_p.ppf(level)) for level in (1e-12, 0.01, 0.25, 0.5, 0.75, 0.99, 1 - 1e-12)]
+            if hasattr(law_p, "ppf") else [])
     cuts += [float(v) for v in q_values if lower < v < upper] + [float(v) for v in p_values if lower < v < upper]
     ends = sorted({lower, upper, *(c for c in cuts if lower < c < upper)})
     return float(sum(integrate.quad(integrand, a, b, epsabs=1e-15, epsrel=1e-12, limit=200)[0]
@@ -603,12 +708,19 @@ class KL:
     Monte Carlo and quadrature checks. A pair without a closed form is evaluated by quadrature
     (``kind == "quadrature"``)."""
 
-    def __init__(self, p_name: str, q_name: str):
-        self.pair = kl_pair(family(p_name).name, family(q_name).name)
+    def __init__(self, p, q):
+        if isinstance(p, Density) and isinstance(q, Density):
+            fam_p, fam_q = p.family(), q.family()
+            self.pair = family_pair(fam_p, fam_q)
+        elif isinstance(p, Density) or isinstance(q, Density):
+            raise ValueError("give two family names, or two Density objects")
+        else:
+            fam_p, fam_q = family(p), family(q)
+            self.pair = kl_pair(fam_p.name, fam_q.name)
         self.status, self.reason, self.derivation = self.pair.status, self.pair.reason, self.pair.derivation
         self.name = self.pair.name
-        fam_p, fam_q = family(p_name), family(q_name)
-        self.parameters = [f"{p.name}_p" for p in fam_p.parameters] + [f"{p.name}_q" for p in fam_q.parameters]
+        self.parameters = [str(s) for s in fam_p.symbols("p").values()] + \
+            [str(s) for s in fam_q.symbols("q").values()]
         self.kind = {"closed form": "closed form", "no closed form": "quadrature", "infinite": "infinite"}[self.status]
         self._function = None
 
@@ -662,9 +774,15 @@ def _infinite_function(answer: KL):
     return infinite
 
 
-@functools.lru_cache(maxsize=None)
 def kl(p, q) -> KL:
-    """KL(P || Q) between two families (see :class:`KL`)."""
+    """KL(P || Q) between two families, by name, or two :class:`Density` objects (see :class:`KL`)."""
+    if isinstance(p, str) and isinstance(q, str):
+        return _named(family(p).name, family(q).name)
+    return KL(p, q)
+
+
+@functools.lru_cache(maxsize=None)
+def _named(p: str, q: str) -> KL:
     return KL(p, q)
 
 
@@ -674,3 +792,160 @@ def table_text() -> str:
     for pair in table():
         lines.append(f"{pair.p:<12} {pair.q:<12} {pair.status:<15} {pair.reason}")
     return "\n".join(lines) + "\n"
+
+
+# --- a user's own densities ----------------------------------------------------------------------
+
+#: Families made from users' densities, by name (FamilyExpectation finds them here).
+USER_FAMILIES: dict = {}
+
+
+@dataclass
+class Density:
+    """A user's density for ``symgen.kl``: its log-density, a SymPy expression in ``variable``
+    and the parameters; its ``support`` (lower, upper), which may involve the parameters; and
+    each parameter's domain (``Real(...)``, ``Positive(...)``), as a dict {symbol: domain}.
+    The parameters' names become the KL function's arguments, so P's and Q's must differ
+    (mu_p, mu_q). ``sample(rng, n, **params)`` optionally draws from it, for the Monte Carlo
+    check; without it the value is checked by quadrature alone."""
+
+    log_density: sp.Basic
+    variable: sp.Symbol
+    support: tuple
+    params: dict
+    name: str = "P"
+    sample: object = None
+
+    def family(self) -> Family:
+        from .families import Parameter
+
+        log_density = sp.sympify(self.log_density).xreplace({self.variable: x})
+        support = tuple(sp.sympify(end).xreplace({self.variable: x}) for end in self.support)
+        parameters = tuple(Parameter(symbol.name, bool(symbol.is_positive), domain, f"parameter {symbol.name}")
+                           for symbol, domain in self.params.items())
+        symbols = {symbol.name: symbol for symbol in self.params}
+        stray = log_density.free_symbols - set(self.params) - {x}
+        if stray:
+            raise ValueError(f"density {self.name!r}: log_density has symbols that are not parameters: "
+                             f"{sorted(map(str, stray))}")
+        own = Family(self.name, parameters,
+                     lambda p: [(coefficient, statistic) for statistic, coefficient in
+                                split_statistics(log_density.xreplace({symbols[k]: v for k, v in p.items()})).items()],
+                     lambda p: tuple(end.xreplace({symbols[k]: v for k, v in p.items()}) for end in support),
+                     lambda stats_, *values: _UserLaw(log_density, support, list(self.params), values, self.sample),
+                     special=lambda p, statistic: _integrated_expectation(own, p, statistic))
+        own.fixed_symbols = symbols
+        own.can_sample = self.sample is not None
+        USER_FAMILIES[self.name] = own
+        return own
+
+
+def _integrated_expectation(fam: Family, p: dict, statistic):
+    """E[statistic] under a user's density: SymPy integrates it against the density over the
+    support (the integral is the lemma); None where SymPy leaves an integral."""
+    lower, upper = fam.support(p)
+    integrand = statistic * sp.exp(fam.log_density(p))
+    value = sp.integrate(integrand, (x, lower, upper), conds="none")
+    if value.has(sp.Integral):
+        raise NoClosedForm(f"E[{statistic}] under {fam.name}: SymPy could not integrate "
+                           f"{sp.sstr(integrand)} over ({lower}, {upper})")
+    return sp.simplify(value), Lemma(f"{fam.name}: E[{statistic}] by integration against the density",
+                                     (_integral(integrand, lower, upper), value))
+
+
+class _UserLaw:
+    """What the checks ask of a SciPy distribution (logpdf, support, rvs), for a user's density."""
+
+    def __init__(self, log_density, support, symbols, values, sample):
+        substitution = dict(zip(symbols, values))
+        self._logpdf = sp.lambdify(x, log_density.xreplace(substitution), "numpy")
+        self._support = tuple(float(end.xreplace(substitution)) for end in support)
+        self._sample, self._values = sample, dict(zip((s.name for s in symbols), values))
+
+    def logpdf(self, t):
+        return self._logpdf(t)
+
+    def support(self):
+        return self._support
+
+    def rvs(self, size, random_state):
+        if self._sample is None:
+            raise ValueError("this density has no sampler: pass Density(..., sample=...)")
+        return np.asarray(self._sample(random_state, size, **self._values), dtype=float)
+
+
+# --- generated into the package by `symgen build` -----------------------------------------------
+
+PACKAGE = "kl_pairs"
+FAMILIES_BY_LOWER = {name.lower(): name for name in FAMILIES}
+
+
+def inputs_line() -> str:
+    """What the generated pairs are made from: the engine's source (families, this module, the
+    printer) and SymPy's version."""
+    from . import cache
+
+    return f"engine {cache.engine_fingerprint()[:16]}, SymPy {sp.__version__}"
+
+
+def generated_current(directory: Path) -> bool:
+    """Whether symgen/kl_pairs/ is what a build would write, without deriving: made from the
+    same inputs, and every module as the build recorded it."""
+    init = directory / "__init__.py"
+    if not init.is_file():
+        return False
+    header = init.read_text().splitlines()[:4]
+    if len(header) < 4 or header[2] != f"# Inputs: {inputs_line()}" or not header[3].startswith("# Modules: "):
+        return False
+    recorded = json.loads(header[3].removeprefix("# Modules: "))
+    present = {path.name for path in directory.glob("*.py")} - {"__init__.py"}
+    return present == set(recorded) and all(
+        hashlib.sha256((directory / name).read_bytes()).hexdigest()[:16] == digest
+        for name, digest in recorded.items())
+
+
+def generated_files() -> dict[str, str]:
+    """symgen/kl_pairs/: a module per P family with the closed-form pairs' NumPy functions,
+    and an __init__ with the table (status, reason, arguments, module) that ``symgen.kl``
+    reads without loading SymPy."""
+    from .printer import HEADER, module_source  # noqa: F401
+
+    files, rows = {}, []
+    by_p: dict = {}
+    for pair in table():
+        fam_p, fam_q = FAMILIES[pair.p], FAMILIES[pair.q]
+        arguments = [str(s) for s in fam_p.symbols("p").values()] + [str(s) for s in fam_q.symbols("q").values()]
+        module = pair.p.lower() if pair.derivation is not None else None
+        rows.append((pair.p, pair.q, pair.status, pair.reason, arguments, module, pair.name))
+        if pair.derivation is not None:
+            pair.derivation.derive()
+            by_p.setdefault(module, []).append(pair.derivation)
+    for module, members in sorted(by_p.items()):
+        source = module_source(module, members).replace(
+            f"# GENERATED by `symgen build` from derivations/{module}.py",
+            "# GENERATED by `symgen build` from symgen/engine/families.py")
+        for member in members:
+            p_name, q_name = member.name.split("_")[1:3]
+            source = source.replace(
+                f"Derived step by step in derivations/families.py (``symgen show {member.name}``; the page\n"
+                f"    docs/{member.name}.md).",
+                f"Derived step by step, every step proved: ``symgen kl {FAMILIES_BY_LOWER[p_name]} "
+                f"{FAMILIES_BY_LOWER[q_name]}``.")
+        files[f"symgen/{PACKAGE}/{module}.py"] = source
+    digests = {Path(relative).name: hashlib.sha256(contents.encode()).hexdigest()[:16]
+               for relative, contents in files.items()}
+    lines = ["# GENERATED by `symgen build` from symgen/engine/families.py and symgen/engine/kl.py: do not edit.",
+             "# `symgen build --check` (run by the tests) fails when this file is stale.",
+             f"# Inputs: {inputs_line()}",
+             f"# Modules: {json.dumps(digests, sort_keys=True)}",
+             '"""KL(P || Q) between torch.distributions\' families: the table of ordered pairs, and the',
+             "closed forms' NumPy functions, one module per P family, imported on first use.",
+             '"""',
+             "",
+             "# (P, Q) -> (status, reason, arguments, module, function name)",
+             "PAIRS = {"]
+    for p_name, q_name, status, reason, arguments, module, name in rows:
+        lines.append(f"    ({p_name!r}, {q_name!r}): ({status!r}, {reason!r}, {tuple(arguments)!r}, {module!r}, {name!r}),")
+    lines += ["}", ""]
+    files[f"symgen/{PACKAGE}/__init__.py"] = "\n".join(lines)
+    return files

@@ -448,7 +448,10 @@ def generation_inputs(found_list: list) -> str:
     version that printed it (a different SymPy may print the same meaning differently)."""
     import hashlib
 
-    digest = hashlib.sha256(Path(found_list[0].source).read_bytes()).hexdigest()[:16]
+    source = found_list[0].source
+    if source is None:      # made in memory (a user's KL pair): no file to record
+        return f"made in memory, SymPy {sp.__version__}"
+    digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()[:16]
     return f"sha256 {digest}, SymPy {sp.__version__}"
 
 

@@ -531,7 +531,8 @@ def formula_function(derivation):
     own derivation, by the same code generator."""
     from .catalogue import builtin_directory
 
-    if derivation.source.parent == builtin_directory() and not derivation.source.name.startswith("_"):
+    if derivation.source is not None and derivation.source.parent == builtin_directory() \
+            and not derivation.source.name.startswith("_"):
         return getattr(importlib.import_module("symgen.formulas"), derivation.name)
     return generated_function(derivation)
 
