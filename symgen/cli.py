@@ -394,6 +394,11 @@ def parser() -> argparse.ArgumentParser:
                             help="every ordered pair: closed form, infinite, or no closed form")
     divergence.add_argument("--verify", action="store_true",
                             help="also check the function against 50-digit mpmath, samples and quadrature")
+    divergence.add_argument("--prove", action="store_true",
+                            help="with --table: derive and prove every closed-form pair, each in its own "
+                                 "process, timed (SYMGEN_CACHE_DIR=off times them cold)")
+    divergence.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                            help="with --table --prove: pairs proved side by side")
     divergence.set_defaults(run=command_kl)
 
     build = commands.add_parser("build", parents=common, help="regenerate the generated files",
@@ -409,9 +414,19 @@ def parser() -> argparse.ArgumentParser:
 def command_kl(arguments) -> int:
     from symgen.engine import kl
 
+    if arguments.table and arguments.prove:
+        failed, slowest = 0, (0.0, "")
+        for p_name, q_name, outcome, seconds in kl.prove_table(arguments.jobs):
+            print(f"{p_name:<12} {q_name:<12} {seconds:6.1f} s  {outcome}", flush=True)
+            failed += outcome != "proved"
+            slowest = max(slowest, (seconds, f"{p_name}-{q_name}"))
+        print(f"{'all proved' if not failed else f'{failed} FAILED'}; slowest {slowest[1]} {slowest[0]:.1f} s")
+        return 1 if failed else 0
     if arguments.table:
         print(kl.table_text(), end="")
         return 0
+    if arguments.prove:
+        raise UsageError("--prove goes with --table (symgen kl --table --prove); for one pair, symgen kl P Q")
     if len(arguments.families) != 2:
         raise UsageError("name two families, P and Q (symgen kl Gamma Laplace), or give --table")
     try:

@@ -3,14 +3,15 @@ import mpmath
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from symgen.numerics.stable import expm1mx, log1pmx
+from symgen.numerics.stable import expm1mx, log1pmx, minus_reciprocal
 
 # The primitives switch to their textbook forms where those round to at most ~30 ulps.
 ULP = np.finfo(np.float64).eps
 
 
 def relative(value, exact):
-    return abs((mpmath.mpf(float(value)) - exact) / exact)
+    with mpmath.workdps(50):
+        return abs((mpmath.mpf(float(value)) - exact) / exact)
 
 
 def exact_log1pmx(u):
@@ -165,3 +166,33 @@ def test_softplus_and_logaddexp_keep_float32():
 
     assert softplus(np.array([1.0, 50.0], dtype=np.float32)).dtype == np.float32
     assert logaddexp(np.array([1.0], dtype=np.float32), 0).dtype == np.float32
+
+
+def exact_minus_reciprocal(a, c):
+    with mpmath.workdps(50):
+        return +(mpmath.mpf(float(a)) - 1 / mpmath.mpf(float(c)))
+
+
+@settings(max_examples=500)
+@given(c=st.floats(1e-3, 1e3), offset=st.one_of(st.floats(-1e-3, 1e-3), st.sampled_from([0.0, 1e-16, -1e-12])))
+def test_minus_reciprocal_is_accurate_to_an_ulp_next_to_the_reciprocal(c, offset):
+    # a within 1e-3 relative of 1/c (and exactly at it): where a - 1/c keeps only the digits 1/c's
+    # rounding did not take, ~1e-7 relative at a distance of 1e-9.
+    a = (1.0 / c) * (1.0 + offset)
+    exact = exact_minus_reciprocal(a, c)
+    value = minus_reciprocal(a, c)
+    if exact == 0:
+        assert value == 0
+    else:
+        assert relative(value, exact) <= 2 * ULP
+
+
+def test_minus_reciprocal_textbook_form_loses_what_it_keeps():
+    c = 3.0
+    a = np.nextafter(1.0 / c, 1.0)          # one ulp above 1/3's float
+    exact = exact_minus_reciprocal(a, c)
+    assert relative(a - 1.0 / c, exact) > 0.1
+    assert relative(minus_reciprocal(a, c), exact) <= ULP
+    # Broadcasting, and an overflowing product falls back to the plain difference.
+    assert minus_reciprocal(np.array([[2.0], [4.0]]), np.array([0.5, 0.25])).shape == (2, 2)
+    assert minus_reciprocal(1e308, 10.0) == 1e308 - 0.1

@@ -49,9 +49,18 @@ erfc = special_function(
 exp1 = special_function(
     "exp1", 1, meaning=lambda z: sp.uppergamma(0, z), mpmath=lambda z: mpmath.e1(z), numpy="scipy.special.exp1",
     latex=r"E_{{1}}\left({0}\right)", doc="The exponential integral E1(z) = int_z^oo e^-u / u du.")
+def _regularized_lower_gamma(a, z):
+    # Off the positive axis (z < 0 or complex, in a branch a piecewise form does not take but a
+    # spot check evaluates) mpmath's gammainc can recurse without end; there
+    # P(a, z) = z^a 1F1(a; a + 1; -z) / Gamma(a + 1) (DLMF 8.5.1), a convergent series.
+    if mpmath.im(z) == 0 and mpmath.re(z) >= 0:
+        return mpmath.gammainc(a, 0, z, regularized=True)
+    return mpmath.power(z, a) * mpmath.hyp1f1(a, a + 1, -z) / mpmath.gamma(a + 1)
+
+
 gammainc = special_function(
     "gammainc", 2, meaning=lambda a, z: sp.lowergamma(a, z) / sp.gamma(a),
-    mpmath=lambda a, z: mpmath.gammainc(a, 0, z, regularized=True), numpy="scipy.special.gammainc",
+    mpmath=lambda a, z: _regularized_lower_gamma(a, z), numpy="scipy.special.gammainc",
     latex=r"P\left({0}, {1}\right)", doc="The regularized lower incomplete gamma function P(a, z).")
 betainc = special_function(
     "betainc", 3, meaning=lambda a, b, z: sp.betainc_regularized(a, b, 0, z),
@@ -109,7 +118,8 @@ class Family:
     transform: str | None = None
     generating: Callable | None = None   # params -> (value in s, condition on s for finiteness)
     # The integral SymPy evaluates to prove the generating function: params -> (integrand in
-    # the variable, variable, lower, upper, what the substitution was)
+    # the variable, variable, lower, upper, what the substitution was[, {s: its value in the
+    # proof's own exponent}])
     generating_proof: Callable | None = None
     laplace: Callable | None = None      # params, lam -> E[e^{-lam X}] for lam > 0 (support in (0, oo))
     cdf: Callable | None = None          # params, m -> F(m) for m inside the support
@@ -117,6 +127,8 @@ class Family:
     # further statistics with their own lemma: (params, statistic) -> (value, Lemma) or None
     special: Callable | None = None
     no_mean: bool = False                # E|X| is infinite (Cauchy)
+    # params, u -> the u-quantile: a heavy tail's quadrature runs over u in (0, 1) instead (Pareto)
+    quantile: Callable | None = None
     # the parameters that are the scale of each location (for a near-equal test)
     units: dict = field(default_factory=dict)
 
@@ -160,11 +172,12 @@ def _exponential_of(term):
 
 
 def _mellin_lemma(family: Family, params: dict) -> Lemma:
-    integrand, variable, lower, upper, how = family.generating_proof(params)
+    integrand, variable, lower, upper, how, *substitution = family.generating_proof(params)
     value, _ = family.generating(params)
+    # A proof may integrate in a shifted exponent (u = a + s > 0): the value follows it.
     integral = sp.Integral(integrand, (variable, lower, upper))
     return Lemma(f"{family.name}: {'E[X^s]' if family.transform == 'mellin' else 'E[exp(s X)]'} = "
-                 f"{sp.sstr(value)}{how}", (_Integrated(integral), value))
+                 f"{sp.sstr(value)}{how}", (_Integrated(integral), value.subs(substitution[0]) if substitution else value))
 
 
 class _Integrated(sp.Expr):
@@ -382,14 +395,34 @@ GAMMA = Family(
     partial_mean=lambda p, m: p["concentration"] / p["rate"] * gammainc(p["concentration"] + 1, p["rate"] * m))
 
 
+def _beta_integrand(p, exponent_of_x, exponent_of_complement):
+    """x^(u - 1) (1 - x)^(v - 1) / B(a, b) on (0, 1), the form SymPy's Beta integral takes
+    in seconds (as Gauss's hypergeometric sum at 1); x^s times the density, expanded, it
+    does not recognise."""
+    a, b = p["concentration1"], p["concentration0"]
+    positive = sp.Symbol("x", positive=True)
+    normaliser = sp.gamma(a + b) / (sp.gamma(a) * sp.gamma(b))
+    return normaliser * positive ** (exponent_of_x - 1) * (1 - positive) ** (exponent_of_complement - 1), positive
+
+
+def _beta_proof(p):
+    a, b = p["concentration1"], p["concentration0"]
+    u = sp.Symbol("u", positive=True)     # u = a + s > 0 is where E[X^s] is finite
+    integrand, positive = _beta_integrand(p, u, b)
+    return integrand, positive, 0, 1, " (u = concentration1 + s > 0)", {s: u - a}
+
+
 def _beta_special(p, statistic):
     a, b = p["concentration1"], p["concentration0"]
     if statistic == sp.log(1 - x):
         # 1 - X is Beta(b, a): its E[log] is the derivative of its Mellin transform at 0.
         value = sp.digamma(b) - sp.digamma(a + b)
         mellin = sp.gamma(b + s) * sp.gamma(a + b) / (sp.gamma(b) * sp.gamma(a + b + s))
-        lemma = Lemma("Beta: E[(1 - X)^s] = B(a, b + s)/B(a, b), so E[log(1 - X)] = psi(b) - psi(a + b)",
-                      (_Integrated(sp.Integral((1 - x) ** s * BETA.density(p), (x, 0, 1))), mellin),
+        v = sp.Symbol("v", positive=True)   # v = b + s > 0
+        integrand, positive = _beta_integrand(p, a, v)
+        lemma = Lemma("Beta: E[(1 - X)^s] = B(a, b + s)/B(a, b) (v = b + s > 0), so "
+                      "E[log(1 - X)] = psi(b) - psi(a + b)",
+                      (_Integrated(sp.Integral(integrand, (positive, 0, 1))), mellin.subs(s, v - b)),
                       (sp.diff(mellin, s).subs(s, 0), value))
         return value, lemma
     return None
@@ -406,7 +439,7 @@ BETA = Family(
     generating=lambda p: (sp.gamma(p["concentration1"] + s) * sp.gamma(p["concentration1"] + p["concentration0"])
                           / (sp.gamma(p["concentration1"]) * sp.gamma(p["concentration1"] + p["concentration0"] + s)),
                           s > -p["concentration1"]),
-    generating_proof=_positive_proof("Beta"),
+    generating_proof=_beta_proof,
     cdf=lambda p, m: betainc(p["concentration1"], p["concentration0"], m),
     partial_mean=lambda p, m: p["concentration1"] / (p["concentration1"] + p["concentration0"])
     * betainc(p["concentration1"] + 1, p["concentration0"], m),
@@ -426,6 +459,7 @@ PARETO = Family(
     transform="mellin",
     generating=lambda p: (p["alpha"] * p["scale"] ** s / (p["alpha"] - s), s < p["alpha"]),
     generating_proof=_positive_proof("Pareto"),
+    quantile=lambda p, u: p["scale"] * u ** (-1 / p["alpha"]),
     cdf=lambda p, m: 1 - (p["scale"] / m) ** p["alpha"],
     partial_mean=lambda p, m: p["alpha"] * p["scale"] / (p["alpha"] - 1)
     * (1 - (p["scale"] / m) ** (p["alpha"] - 1)))

@@ -346,7 +346,12 @@ def _function_source(found, reuse: bool = True, backend: str = "numpy") -> str:
     body = "\n".join(body)
     if reuse and numpy:
         body = reuse_arrays(body)
-    if numpy and found.infinite_at:
+    if numpy and getattr(found, "branches_evaluated_everywhere", False):
+        # A piecewise form (symgen.kl's pairs: kink sides, the Taylor branch, +oo where the KL
+        # diverges) evaluates each branch over every entry and keeps the one that applies: a log
+        # or a power of a negative value, or an overflow, in a branch not kept is not the answer.
+        body = "with numpy.errstate(divide='ignore', invalid='ignore', over='ignore'):\n" + textwrap.indent(body, "    ")
+    elif numpy and found.infinite_at:
         # An output infinite as a limit (found.infinite_at): a division by zero there is the
         # answer, not a slip, so NumPy is not asked to warn of it.
         body = "with numpy.errstate(divide='ignore'):\n" + textwrap.indent(body, "    ")

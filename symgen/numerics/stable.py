@@ -51,6 +51,37 @@ for _k in range(1, 2 + _EXPM1MX_TERMS):
     _INVERSE_FACTORIALS.append(_INVERSE_FACTORIALS[-1] / _k)
 
 
+# Dekker's splitting constant 2^27 + 1: a float64 splits into two halves of 26 bits whose
+# pairwise products are exact (Dekker 1971, "A floating-point technique for extending the
+# available precision", Numer. Math. 18, Sec. 5, mul12).
+_SPLITTER = 134217729.0
+
+
+def _split_halves(a):
+    scaled = _SPLITTER * a
+    high = scaled - (scaled - a)
+    return high, a - high
+
+
+def minus_reciprocal(a, c):
+    """a - 1/c, for a near 1/c as well: (a c - 1)/c with a c - 1 formed exactly.
+
+    1/c rounds to within half an ulp, which is all of a - 1/c's digits once a is within an
+    ulp of 1/c and 1e-7 of them at a distance of 1e-9. Here the product a c is split into its
+    rounded value and its exact rounding error (Dekker's mul12), and a c - 1 = (round(a c) - 1)
+    + error, where the first difference is exact near 1 (Sterbenz), so the result carries
+    about an ulp of relative error everywhere. Entries whose product overflows fall back to
+    a - 1/c."""
+    a, c = np.asarray(a, dtype=np.float64), np.asarray(c, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        product = a * c
+        a_high, a_low = _split_halves(a)
+        c_high, c_low = _split_halves(c)
+        error = ((a_high * c_high - product) + a_high * c_low + a_low * c_high) + a_low * c_low
+        result = ((product - 1.0) + error) / c
+    return np.where(np.isfinite(result), result, a - 1.0 / c)
+
+
 def refine(mask, default, function, *arguments, in_place=False):
     """``default`` with the entries where ``mask`` holds replaced by ``function`` applied
     to those entries of ``arguments``: the accurate branch is paid for only where needed.
