@@ -27,7 +27,11 @@ _ARRAY_FUNCTIONS = {
     "diffusion_schedule_table": "symgen.numerics.schedule_table",
 }
 
-__all__ = [*_formulas.__all__, *_ARRAY_FUNCTIONS, *_ENGINE_FUNCTIONS]
+# How many threads the elementwise formulas use on large arrays ($SYMGEN_NUM_THREADS, else the
+# cores available): symgen.threads(), symgen.set_threads(n).
+_SETTINGS = {"threads": "symgen.numerics.blocked", "set_threads": "symgen.numerics.blocked"}
+
+__all__ = [*_formulas.__all__, *_ARRAY_FUNCTIONS, *_ENGINE_FUNCTIONS, *_SETTINGS]
 
 
 def __getattr__(name):
@@ -37,10 +41,10 @@ def __getattr__(name):
         value = getattr(_formulas, name)
         globals()[name] = value
         return value
-    if name in _ARRAY_FUNCTIONS:
+    if name in _ARRAY_FUNCTIONS or name in _SETTINGS:
         import importlib
 
-        value = getattr(importlib.import_module(_ARRAY_FUNCTIONS[name]), name)
+        value = getattr(importlib.import_module({**_ARRAY_FUNCTIONS, **_SETTINGS}[name]), name)
         globals()[name] = value
         return value
     if name == "kl":

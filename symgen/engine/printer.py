@@ -290,6 +290,13 @@ def _docstring(found, backend: str = "numpy") -> str:
     return textwrap.indent(f'r"""{body}\n"""', "    ")
 
 
+def elementwise(found) -> bool:
+    """Whether each entry of the outputs depends only on the same entry of the (broadcast)
+    arguments: a scalar derivation printed from its closed form, not a matrix one or one with
+    an implementation of its own (a schedule's table, a matrix square root)."""
+    return not found.implementation and not found.is_matrix and not found.dimensions
+
+
 def _function_source(found, reuse: bool = True, backend: str = "numpy") -> str:
     names = found.param_names
     for name in names:
@@ -298,6 +305,9 @@ def _function_source(found, reuse: bool = True, backend: str = "numpy") -> str:
     signature = ", ".join(names)
     numpy = backend == "numpy"
     lines = [wrap_code(f"def {found.name}({signature}, *, validate=True):"), _docstring(found, backend)]
+    if numpy and elementwise(found):
+        # Large inputs in cache-sized blocks across threads (symgen/numerics/blocked.py).
+        lines.insert(0, "@blocked.elementwise")
     if found.implementation:
         module, function = found.implementation.split(":")
         implementation = f"{module.rsplit('.', 1)[-1]}.{function}" if numpy else f"array_linalg.{function}"
@@ -468,7 +478,7 @@ def module_source(topic: str, found_list: list, reuse: bool = True, backend: str
     array_import, backend_object = LIBRARIES[backend]
     imports = {array_import, "from symgen.numerics import stable"}
     if backend == "numpy":
-        imports |= {"from symgen.numerics import inplace",
+        imports |= {"from symgen.numerics import blocked", "from symgen.numerics import inplace",
                     "from symgen.numerics.validate import prepare as validate_arguments"}
         if any(found.requires for found in found_list):
             imports.add("from symgen.numerics.validate import require")
@@ -496,7 +506,7 @@ def module_source(topic: str, found_list: list, reuse: bool = True, backend: str
     # The generated code must stand on its array library alone; unused imports are
     # harmless but noisy.
     body = re.sub(r'r?"""[\s\S]*?"""', "", source.split("__all__", 1)[1])   # code, not docstrings
-    for helpers in ("inplace", "stable"):
+    for helpers in ("blocked", "inplace", "stable"):
         if f"{helpers}." not in body:
             source = source.replace(f"from symgen.numerics import {helpers}\n", "")
     module_prefix = array_import.removeprefix("import ") + "."

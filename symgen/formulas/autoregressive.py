@@ -4,6 +4,7 @@
 
 """Autoregressive likelihood: the chain rule for a small binary autoregressive model."""
 import numpy
+from symgen.numerics import blocked
 from symgen.numerics import inplace
 from symgen.numerics.validate import prepare as validate_arguments
 from symgen.numerics.validate import require
@@ -11,6 +12,7 @@ from symgen.numerics.validate import require
 __all__ = ['autoregressive_binary_logpmf']
 
 
+@blocked.elementwise
 def autoregressive_binary_logpmf(x1, x2, x3, p1, q0, q1, r00, r01, r10, r11, *, validate=True):
     r"""Log probability of a binary sequence under a 3-step autoregressive model.
 

@@ -5,6 +5,7 @@
 """Diffusion models: the forward (noising) chain, its marginal and its posterior."""
 import numpy
 from collections import namedtuple
+from symgen.numerics import blocked
 from symgen.numerics import inplace
 from symgen.numerics.validate import prepare as validate_arguments
 from symgen.numerics.validate import require
@@ -15,6 +16,7 @@ __all__ = ['diffusion_marginal', 'diffusion_optimal_eps', 'diffusion_posterior',
 DiffusionMarginalResult = namedtuple('DiffusionMarginalResult', ['mean', 'var'])
 
 
+@blocked.elementwise
 def diffusion_marginal(x0, alpha_bar, *, validate=True):
     r"""Marginal of the diffusion forward process, q(x_t | x_0).
 
@@ -61,6 +63,7 @@ def diffusion_marginal(x0, alpha_bar, *, validate=True):
 DiffusionOptimalEpsResult = namedtuple('DiffusionOptimalEpsResult', ['mean', 'var'])
 
 
+@blocked.elementwise
 def diffusion_optimal_eps(xt, alpha_bar, loc, scale, *, validate=True):
     r"""The optimal noise prediction E[eps | x_t] and its loss, for Gaussian data.
 
@@ -120,6 +123,7 @@ def diffusion_optimal_eps(xt, alpha_bar, loc, scale, *, validate=True):
 DiffusionPosteriorResult = namedtuple('DiffusionPosteriorResult', ['mean', 'var'])
 
 
+@blocked.elementwise
 def diffusion_posterior(x0, xt, alpha_bar_t, alpha_bar_prev, *, validate=True):
     r"""Posterior of one diffusion step, q(x_{t-1} | x_t, x_0).
 
@@ -183,6 +187,7 @@ def diffusion_posterior(x0, xt, alpha_bar_t, alpha_bar_prev, *, validate=True):
 DiffusionPredictionsResult = namedtuple('DiffusionPredictionsResult', ['x0', 'v'])
 
 
+@blocked.elementwise
 def diffusion_predictions(xt, alpha_bar, eps, *, validate=True):
     r"""The x_0 and v predictions implied by a noise prediction.
 
@@ -238,6 +243,7 @@ def diffusion_predictions(xt, alpha_bar, eps, *, validate=True):
 DiffusionPredictionsFromVResult = namedtuple('DiffusionPredictionsFromVResult', ['x0', 'eps'])
 
 
+@blocked.elementwise
 def diffusion_predictions_from_v(xt, alpha_bar, v, *, validate=True):
     r"""The x_0 and eps predictions implied by a v prediction.
 
@@ -294,6 +300,7 @@ def diffusion_predictions_from_v(xt, alpha_bar, v, *, validate=True):
 DiffusionVpsdeMarginalResult = namedtuple('DiffusionVpsdeMarginalResult', ['mean', 'var'])
 
 
+@blocked.elementwise
 def diffusion_vpsde_marginal(x0, time, beta_min, beta_max, *, validate=True):
     r"""Marginal of the variance-preserving SDE with a linear noise rate.
 

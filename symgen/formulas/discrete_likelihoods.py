@@ -5,6 +5,7 @@
 """Discrete likelihoods and their units: categorical autoregressive, bits/dim, perplexity, DDPM
 decoder."""
 import numpy
+from symgen.numerics import blocked
 from symgen.numerics import inplace
 from symgen.numerics import stable
 from symgen.numerics.validate import prepare as validate_arguments
@@ -14,6 +15,7 @@ __all__ = ['autoregressive_categorical_logpmf_2x3', 'bits_per_dim', 'discretized
         'perplexity']
 
 
+@blocked.elementwise
 def autoregressive_categorical_logpmf_2x3(x1, x2, a0, a1, a2, b00, b01, b02, b10, b11, b12, b20,
         b21, b22, *, validate=True):
     r"""Log probability of a sequence under a 2-step autoregressive model with 3 categories.
@@ -139,6 +141,7 @@ def autoregressive_categorical_logpmf_2x3(x1, x2, a0, a1, a2, b00, b01, b02, b10
             + inplace.into_second(numpy.multiply, 0.5, _t16), _t19))
 
 
+@blocked.elementwise
 def bits_per_dim(nll_nats, dims, *, validate=True):
     r"""Bits per dimension of a negative log-likelihood in nats.
 
@@ -184,6 +187,7 @@ def bits_per_dim(nll_nats, dims, *, validate=True):
     return 1.4426950408889634 * nll_nats / dims
 
 
+@blocked.elementwise
 def discretized_gaussian_logpmf(x, loc, scale, *, validate=True):
     r"""Log probability of an 8-bit value under DDPM's discretized Gaussian decoder.
 
@@ -244,6 +248,7 @@ def discretized_gaussian_logpmf(x, loc, scale, *, validate=True):
             / scale + 0.00784313725490196 / scale), loc, scale, x, in_place=True)
 
 
+@blocked.elementwise
 def perplexity(nll_nats, tokens, *, validate=True):
     r"""Perplexity of a negative log-likelihood in nats over a number of tokens.
 

@@ -4,12 +4,14 @@
 
 """Diversity and mode collapse: sample variance, and how many modes a sampler covers."""
 import numpy
+from symgen.numerics import blocked
 from symgen.numerics import inplace
 from symgen.numerics.validate import prepare as validate_arguments
 
 __all__ = ['expected_modes_covered', 'mixture_variance']
 
 
+@blocked.elementwise
 def expected_modes_covered(modes, draws, *, validate=True):
     r"""Expected number of modes covered by draws from an equally weighted mixture.
 
@@ -51,6 +53,7 @@ def expected_modes_covered(modes, draws, *, validate=True):
             / modes))
 
 
+@blocked.elementwise
 def mixture_variance(weight, loc1, loc2, scale, *, validate=True):
     r"""Variance of a two-mode Gaussian mixture.
 

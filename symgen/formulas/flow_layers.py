@@ -4,6 +4,7 @@
 
 """Normalizing flows: closed forms for the standard layers in two dimensions."""
 import numpy
+from symgen.numerics import blocked
 from symgen.numerics import inplace
 from symgen.numerics import stable
 from symgen.numerics.validate import prepare as validate_arguments
@@ -13,6 +14,7 @@ __all__ = ['affine_coupling_logpdf_2d', 'elementwise_affine_logpdf_2d', 'linear_
         'planar_flow_logdet_2d']
 
 
+@blocked.elementwise
 def affine_coupling_logpdf_2d(x1, x2, s_weight, s_bias, t_weight, t_bias, *, validate=True):
     r"""Log density of a 2-D affine coupling layer x2 = z2 exp(s(z1)) + t(z1), z ~ N(0, I).
 
@@ -72,6 +74,7 @@ def affine_coupling_logpdf_2d(x1, x2, s_weight, s_bias, t_weight, t_bias, *, val
             - 2 * s_bias) - 1.8378770664093456
 
 
+@blocked.elementwise
 def elementwise_affine_logpdf_2d(x1, x2, a1, a2, b1, b2, *, validate=True):
     r"""Log density of an elementwise affine flow x = a * z + b in 2-D, z ~ N(0, I).
 
@@ -135,6 +138,7 @@ def elementwise_affine_logpdf_2d(x1, x2, a1, a2, b1, b2, *, validate=True):
             / a1) ** 2 + ((x2 - b2) / a2) ** 2)
 
 
+@blocked.elementwise
 def linear_flow_logpdf_2d(x1, x2, w11, w12, w21, w22, b1, b2, *, validate=True):
     r"""Log density of an invertible linear flow x = W z + b in 2-D, z ~ N(0, I).
 
@@ -206,6 +210,7 @@ def linear_flow_logpdf_2d(x1, x2, w11, w12, w21, w22, b1, b2, *, validate=True):
             _t1, w12)) ** 2) / _t0 ** 2
 
 
+@blocked.elementwise
 def planar_flow_logdet_2d(z1, z2, u1, u2, w1, w2, bias, *, validate=True):
     r"""Log-determinant of a 2-D planar flow f(z) = z + u tanh(w^T z + bias).
 

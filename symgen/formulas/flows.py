@@ -4,12 +4,14 @@
 
 """Normalizing flows: the change-of-variables log density of an affine flow."""
 import numpy
+from symgen.numerics import blocked
 from symgen.numerics.validate import prepare as validate_arguments
 from symgen.numerics.validate import require
 
 __all__ = ['affine_flow_logpdf']
 
 
+@blocked.elementwise
 def affine_flow_logpdf(x, a, b, *, validate=True):
     r"""Log density of the affine flow x = a z + b, z ~ N(0, 1).
 

@@ -5,6 +5,7 @@
 """GAN objectives: the players' costs, their gradients, and the optimal discriminator."""
 import numpy
 from collections import namedtuple
+from symgen.numerics import blocked
 from symgen.numerics import inplace
 from symgen.numerics import stable
 from symgen.numerics.validate import prepare as validate_arguments
@@ -15,6 +16,7 @@ GanLossesResult = namedtuple('GanLossesResult', ['discriminator', 'generator_min
         'generator_non_saturating'])
 
 
+@blocked.elementwise
 def gan_losses(d_real, d_fake, *, validate=True):
     r"""GAN costs of the discriminator and the generator, from discriminator probabilities.
 
@@ -66,6 +68,7 @@ def gan_losses(d_real, d_fake, *, validate=True):
 GanLossesBceResult = namedtuple('GanLossesBceResult', ['discriminator', 'generator'])
 
 
+@blocked.elementwise
 def gan_losses_bce(logit_real, logit_fake, *, validate=True):
     r"""GAN losses as a sum of binary cross-entropies on logits (the DCGAN convention).
 
@@ -120,6 +123,7 @@ GanLossesLogitsResult = namedtuple('GanLossesLogitsResult', ['discriminator', 'g
         'generator_non_saturating', 'generator_minimax_grad', 'generator_non_saturating_grad'])
 
 
+@blocked.elementwise
 def gan_losses_logits(logit_real, logit_fake, *, validate=True):
     r"""GAN costs and generator gradients from discriminator logits.
 
@@ -185,6 +189,7 @@ def gan_losses_logits(logit_real, logit_fake, *, validate=True):
 GanOptimalDiscriminatorResult = namedtuple('GanOptimalDiscriminatorResult', ['logit', 'value'])
 
 
+@blocked.elementwise
 def gan_optimal_discriminator(p_data, p_g, *, validate=True):
     r"""The optimal GAN discriminator and the pointwise value of the objective there.
 

@@ -4,6 +4,7 @@
 
 """The Gaussian KL family: the divergence term of the VAE objective."""
 import numpy
+from symgen.numerics import blocked
 from symgen.numerics import gaussian
 from symgen.numerics import inplace
 from symgen.numerics import stable
@@ -58,6 +59,7 @@ def kl_mvn(loc_p, cov_p, loc_q, cov_q, *, validate=True):
     return gaussian.kl_mvn(loc_p, cov_p, loc_q, cov_q, validate=validate, function='kl_mvn')
 
 
+@blocked.elementwise
 def kl_normal(loc_p, scale_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence between two univariate Gaussians.
 
@@ -107,6 +109,7 @@ def kl_normal(loc_p, scale_p, loc_q, scale_q, *, validate=True):
             * (scale_p + scale_q) / scale_q ** 2), loc_p, loc_q, scale_p, scale_q, in_place=True)
 
 
+@blocked.elementwise
 def kl_std_normal(loc, logvar, *, validate=True):
     r"""KL divergence from the standard normal (the VAE's KL term).
 

@@ -4,6 +4,7 @@
 
 """The unadjusted Langevin algorithm on a Gaussian target: its stationary law and bias."""
 import numpy
+from symgen.numerics import blocked
 from symgen.numerics import inplace
 from symgen.numerics.validate import prepare as validate_arguments
 from symgen.numerics.validate import require
@@ -11,6 +12,7 @@ from symgen.numerics.validate import require
 __all__ = ['langevin_stationary_var']
 
 
+@blocked.elementwise
 def langevin_stationary_var(scale, eta, *, validate=True):
     r"""Stationary variance of unadjusted Langevin dynamics on a Gaussian target.
 

@@ -4,12 +4,14 @@
 
 """The score of a two-component Gaussian mixture, stable far in the tails."""
 import numpy
+from symgen.numerics import blocked
 from symgen.numerics import inplace
 from symgen.numerics.validate import prepare as validate_arguments
 
 __all__ = ['score_mixture']
 
 
+@blocked.elementwise
 def score_mixture(x, weight, loc1, scale1, loc2, scale2, *, validate=True):
     r"""Score of a two-component Gaussian mixture.
 

@@ -5,6 +5,7 @@
 """Noise schedules: the cosine schedule, and the linear schedule in continuous time."""
 import numpy
 from collections import namedtuple
+from symgen.numerics import blocked
 from symgen.numerics import inplace
 from symgen.numerics import schedules
 from symgen.numerics import stable
@@ -18,6 +19,7 @@ DiffusionCosineScheduleResult = namedtuple('DiffusionCosineScheduleResult', ['al
         'snr'])
 
 
+@blocked.elementwise
 def diffusion_cosine_schedule(t, T, *, validate=True):
     r"""The cosine noise schedule: alpha_bar_t, the clipped beta_t and the signal-to-noise ratio.
 
@@ -171,6 +173,7 @@ def diffusion_discrete_linear_schedule(t, T, beta_start, beta_end, *, validate=T
 DiffusionLinearScheduleResult = namedtuple('DiffusionLinearScheduleResult', ['alpha_bar', 'snr'])
 
 
+@blocked.elementwise
 def diffusion_linear_schedule(time, beta_min, beta_max, *, validate=True):
     r"""The linear noise schedule in continuous time: alpha_bar(t) and the signal-to-noise ratio.
 

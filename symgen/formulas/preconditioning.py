@@ -5,6 +5,7 @@
 """EDM preconditioning: the scalings of a denoiser's input, output and skip connection."""
 import numpy
 from collections import namedtuple
+from symgen.numerics import blocked
 from symgen.numerics import inplace
 from symgen.numerics.validate import prepare as validate_arguments
 
@@ -14,6 +15,7 @@ EdmPreconditioningResult = namedtuple('EdmPreconditioningResult', ['c_skip', 'c_
         'c_noise'])
 
 
+@blocked.elementwise
 def edm_preconditioning(sigma, sigma_data, *, validate=True):
     r"""EDM preconditioning: c_skip, c_out, c_in and c_noise.
 

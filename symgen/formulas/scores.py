@@ -5,6 +5,7 @@
 """Scores: gradients of log densities, the quantity score-based models learn."""
 import numpy
 from collections import namedtuple
+from symgen.numerics import blocked
 from symgen.numerics import inplace
 from symgen.numerics import scores
 from symgen.numerics.validate import prepare as validate_arguments
@@ -12,6 +13,7 @@ from symgen.numerics.validate import prepare as validate_arguments
 __all__ = ['score_diffusion', 'score_mvn', 'score_normal', 'tweedie_normal']
 
 
+@blocked.elementwise
 def score_diffusion(x0, xt, alpha_bar, *, validate=True):
     r"""Score of the diffusion marginal q(x_t | x_0): the denoising score matching target.
 
@@ -94,6 +96,7 @@ def score_mvn(x, loc, cov, *, validate=True):
     return scores.score_mvn(x, loc, cov, validate=validate, function='score_mvn')
 
 
+@blocked.elementwise
 def score_normal(x, loc, scale, *, validate=True):
     r"""Score of a univariate normal.
 
@@ -137,6 +140,7 @@ def score_normal(x, loc, scale, *, validate=True):
 TweedieNormalResult = namedtuple('TweedieNormalResult', ['mean', 'var'])
 
 
+@blocked.elementwise
 def tweedie_normal(xt, alpha_bar, loc, scale, *, validate=True):
     r"""Tweedie's formula: the optimal denoiser E[x_0 | x_t] for Gaussian data.
 

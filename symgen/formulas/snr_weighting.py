@@ -5,6 +5,7 @@
 """Signal-to-noise weighting of the denoising loss: Min-SNR-gamma, and zero terminal SNR."""
 import numpy
 from collections import namedtuple
+from symgen.numerics import blocked
 from symgen.numerics import inplace
 from symgen.numerics.validate import prepare as validate_arguments
 from symgen.numerics.validate import require
@@ -14,6 +15,7 @@ __all__ = ['diffusion_min_snr_weight', 'diffusion_zero_terminal_snr']
 DiffusionMinSnrWeightResult = namedtuple('DiffusionMinSnrWeightResult', ['eps', 'x0', 'v'])
 
 
+@blocked.elementwise
 def diffusion_min_snr_weight(snr, gamma, *, validate=True):
     r"""Min-SNR-gamma loss weights for eps, x_0 and v prediction.
 
@@ -74,6 +76,7 @@ def diffusion_min_snr_weight(snr, gamma, *, validate=True):
 DiffusionZeroTerminalSnrResult = namedtuple('DiffusionZeroTerminalSnrResult', ['alpha_bar', 'snr'])
 
 
+@blocked.elementwise
 def diffusion_zero_terminal_snr(alpha_bar, alpha_bar_first, alpha_bar_last, *, validate=True):
     r"""A noise schedule rescaled to zero terminal SNR.
 

@@ -5,6 +5,7 @@
 """The VAE's ELBO, worked exactly for the linear-Gaussian model."""
 import numpy
 from collections import namedtuple
+from symgen.numerics import blocked
 from symgen.numerics import inplace
 from symgen.numerics.validate import prepare as validate_arguments
 
@@ -12,6 +13,7 @@ __all__ = ['vae_linear_gaussian_elbo', 'vae_linear_gaussian_evidence',
         'vae_linear_gaussian_posterior', 'vae_reparameterization_gradient_sin']
 
 
+@blocked.elementwise
 def vae_linear_gaussian_elbo(x, w, b, s, loc, scale, *, validate=True):
     r"""ELBO of a Gaussian q(z) = N(loc, scale^2) in the linear-Gaussian model.
 
@@ -66,6 +68,7 @@ def vae_linear_gaussian_elbo(x, w, b, s, loc, scale, *, validate=True):
             * (inplace.into_first(numpy.multiply, _t0, w ** 2) + (x - b - loc * w) ** 2) / s ** 2)
 
 
+@blocked.elementwise
 def vae_linear_gaussian_evidence(x, w, b, s, *, validate=True):
     r"""Evidence log p(x) of the linear-Gaussian latent-variable model.
 
@@ -115,6 +118,7 @@ def vae_linear_gaussian_evidence(x, w, b, s, *, validate=True):
 VaeLinearGaussianPosteriorResult = namedtuple('VaeLinearGaussianPosteriorResult', ['mean', 'var'])
 
 
+@blocked.elementwise
 def vae_linear_gaussian_posterior(x, w, b, s, *, validate=True):
     r"""Exact posterior p(z | x) of the linear-Gaussian latent-variable model.
 
@@ -169,6 +173,7 @@ VaeReparameterizationGradientSinResult = namedtuple('VaeReparameterizationGradie
         ['d_loc', 'd_scale'])
 
 
+@blocked.elementwise
 def vae_reparameterization_gradient_sin(loc, scale, *, validate=True):
     r"""Gradient of E[sin z], z ~ N(loc, scale^2), in loc and scale.
 

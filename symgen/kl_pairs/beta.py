@@ -5,6 +5,7 @@
 """KL divergence between two families, derived when asked: the route a person takes."""
 import numpy
 import scipy.special
+from symgen.numerics import blocked
 from symgen.numerics import inplace
 from symgen.numerics import stable
 from symgen.numerics.validate import prepare as validate_arguments
@@ -15,6 +16,7 @@ __all__ = ['kl_beta_normal', 'kl_beta_laplace', 'kl_beta_lognormal', 'kl_beta_ha
         'kl_beta_weibull']
 
 
+@blocked.elementwise
 def kl_beta_normal(concentration1_p, concentration0_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Normal to Beta.
 
@@ -96,6 +98,7 @@ def kl_beta_normal(concentration1_p, concentration0_p, loc_q, scale_q, *, valida
                 * loc_q / (_t0 * scale_q ** 2))
 
 
+@blocked.elementwise
 def kl_beta_laplace(concentration1_p, concentration0_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Laplace to Beta.
 
@@ -182,6 +185,7 @@ def kl_beta_laplace(concentration1_p, concentration0_p, loc_q, scale_q, *, valid
                 in_place=True) / scale_q)
 
 
+@blocked.elementwise
 def kl_beta_lognormal(concentration1_p, concentration0_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from LogNormal to Beta.
 
@@ -263,6 +267,7 @@ def kl_beta_lognormal(concentration1_p, concentration0_p, loc_q, scale_q, *, val
                 - scipy.special.gammaln(concentration1_p) + 0.9189385332046728)
 
 
+@blocked.elementwise
 def kl_beta_halfnormal(concentration1_p, concentration0_p, scale_q, *, validate=True):
     r"""KL divergence from HalfNormal to Beta.
 
@@ -337,6 +342,7 @@ def kl_beta_halfnormal(concentration1_p, concentration0_p, scale_q, *, validate=
                 - scipy.special.gammaln(concentration1_p) + 0.22579135264472744)
 
 
+@blocked.elementwise
 def kl_beta_exponential(concentration1_p, concentration0_p, rate_q, *, validate=True):
     r"""KL divergence from Exponential to Beta.
 
@@ -401,6 +407,7 @@ def kl_beta_exponential(concentration1_p, concentration0_p, rate_q, *, validate=
                 + concentration1_p * rate_q / _t2)
 
 
+@blocked.elementwise
 def kl_beta_gamma(concentration1_p, concentration0_p, concentration_q, rate_q, *, validate=True):
     r"""KL divergence from Gamma to Beta.
 
@@ -472,6 +479,7 @@ def kl_beta_gamma(concentration1_p, concentration0_p, concentration_q, rate_q, *
                 + scipy.special.gammaln(concentration_q) + concentration1_p * rate_q / _t0)
 
 
+@blocked.elementwise
 def kl_beta_beta(concentration1_p, concentration0_p, concentration1_q, concentration0_q, *,
         validate=True):
     r"""KL divergence from Beta to Beta.
@@ -756,6 +764,7 @@ def kl_beta_beta(concentration1_p, concentration0_p, concentration1_q, concentra
                 concentration0_q, concentration1_p, concentration1_q, in_place=True)
 
 
+@blocked.elementwise
 def kl_beta_uniform(concentration1_p, concentration0_p, low_q, high_q, *, validate=True):
     r"""KL divergence from Uniform to Beta.
 
@@ -966,6 +975,7 @@ def kl_beta_uniform(concentration1_p, concentration0_p, low_q, high_q, *, valida
                 high_q, low_q)
 
 
+@blocked.elementwise
 def kl_beta_weibull(concentration1_p, concentration0_p, scale_q, concentration_q, *, validate=True):
     r"""KL divergence from Weibull to Beta.
 

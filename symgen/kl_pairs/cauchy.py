@@ -4,6 +4,7 @@
 
 """KL divergence between two families, derived when asked: the route a person takes."""
 import numpy
+from symgen.numerics import blocked
 from symgen.numerics import inplace
 from symgen.numerics import stable
 from symgen.numerics.validate import prepare as validate_arguments
@@ -11,6 +12,7 @@ from symgen.numerics.validate import prepare as validate_arguments
 __all__ = ['kl_cauchy_cauchy']
 
 
+@blocked.elementwise
 def kl_cauchy_cauchy(loc_p, scale_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Cauchy to Cauchy.
 

@@ -5,6 +5,7 @@
 """KL divergence between two families, derived when asked: the route a person takes."""
 import numpy
 import scipy.special
+from symgen.numerics import blocked
 from symgen.numerics import inplace
 from symgen.numerics import stable
 from symgen.numerics.validate import prepare as validate_arguments
@@ -14,6 +15,7 @@ __all__ = ['kl_exponential_normal', 'kl_exponential_laplace', 'kl_exponential_gu
         'kl_exponential_gamma', 'kl_exponential_weibull']
 
 
+@blocked.elementwise
 def kl_exponential_normal(rate_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Normal to Exponential.
 
@@ -62,6 +64,7 @@ def kl_exponential_normal(rate_p, loc_q, scale_q, *, validate=True):
                 * scale_q ** 2))
 
 
+@blocked.elementwise
 def kl_exponential_laplace(rate_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Laplace to Exponential.
 
@@ -112,6 +115,7 @@ def kl_exponential_laplace(rate_p, loc_q, scale_q, *, validate=True):
                 / rate_p - loc_q, loc_q, rate_p, in_place=True) / scale_q
 
 
+@blocked.elementwise
 def kl_exponential_gumbel(rate_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Gumbel to Exponential.
 
@@ -160,6 +164,7 @@ def kl_exponential_gumbel(rate_p, loc_q, scale_q, *, validate=True):
                 + inplace.into_second(numpy.true_divide, 1, rate_p * scale_q))
 
 
+@blocked.elementwise
 def kl_exponential_lognormal(rate_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from LogNormal to Exponential.
 
@@ -215,6 +220,7 @@ def kl_exponential_lognormal(rate_p, loc_q, scale_q, *, validate=True):
                 scale_q ** 2))
 
 
+@blocked.elementwise
 def kl_exponential_halfnormal(rate_p, scale_q, *, validate=True):
     r"""KL divergence from HalfNormal to Exponential.
 
@@ -258,6 +264,7 @@ def kl_exponential_halfnormal(rate_p, scale_q, *, validate=True):
                 + inplace.into_second(numpy.true_divide, 1, rate_p ** 2 * scale_q ** 2))
 
 
+@blocked.elementwise
 def kl_exponential_exponential(rate_p, rate_q, *, validate=True):
     r"""KL divergence from Exponential to Exponential.
 
@@ -307,6 +314,7 @@ def kl_exponential_exponential(rate_p, rate_q, *, validate=True):
                 * (rate_q - rate_p) ** 11 / rate_p ** 11, rate_p, rate_q, in_place=True)
 
 
+@blocked.elementwise
 def kl_exponential_gamma(rate_p, concentration_q, rate_q, *, validate=True):
     r"""KL divergence from Gamma to Exponential.
 
@@ -381,6 +389,7 @@ def kl_exponential_gamma(rate_p, concentration_q, rate_q, *, validate=True):
                 concentration_q, rate_p, rate_q, in_place=True)
 
 
+@blocked.elementwise
 def kl_exponential_weibull(rate_p, scale_q, concentration_q, *, validate=True):
     r"""KL divergence from Weibull to Exponential.
 

@@ -5,6 +5,7 @@
 """KL divergence between two families, derived when asked: the route a person takes."""
 import numpy
 import scipy.special
+from symgen.numerics import blocked
 from symgen.numerics import inplace
 from symgen.numerics import stable
 from symgen.numerics.validate import prepare as validate_arguments
@@ -13,6 +14,7 @@ __all__ = ['kl_gamma_normal', 'kl_gamma_laplace', 'kl_gamma_gumbel', 'kl_gamma_l
         'kl_gamma_halfnormal', 'kl_gamma_exponential', 'kl_gamma_gamma', 'kl_gamma_weibull']
 
 
+@blocked.elementwise
 def kl_gamma_normal(concentration_p, rate_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Normal to Gamma.
 
@@ -74,6 +76,7 @@ def kl_gamma_normal(concentration_p, rate_p, loc_q, scale_q, *, validate=True):
                 - scipy.special.gammaln(concentration_p) + 0.9189385332046728)
 
 
+@blocked.elementwise
 def kl_gamma_laplace(concentration_p, rate_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Laplace to Gamma.
 
@@ -136,6 +139,7 @@ def kl_gamma_laplace(concentration_p, rate_p, loc_q, scale_q, *, validate=True):
                 concentration_p, loc_q, rate_p, in_place=True) / scale_q)
 
 
+@blocked.elementwise
 def kl_gamma_gumbel(concentration_p, rate_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Gumbel to Gamma.
 
@@ -194,6 +198,7 @@ def kl_gamma_gumbel(concentration_p, rate_p, loc_q, scale_q, *, validate=True):
                 - scipy.special.gammaln(concentration_p))
 
 
+@blocked.elementwise
 def kl_gamma_lognormal(concentration_p, rate_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from LogNormal to Gamma.
 
@@ -258,6 +263,7 @@ def kl_gamma_lognormal(concentration_p, rate_p, loc_q, scale_q, *, validate=True
                 - scipy.special.gammaln(concentration_p) + 0.9189385332046728)
 
 
+@blocked.elementwise
 def kl_gamma_halfnormal(concentration_p, rate_p, scale_q, *, validate=True):
     r"""KL divergence from HalfNormal to Gamma.
 
@@ -312,6 +318,7 @@ def kl_gamma_halfnormal(concentration_p, rate_p, scale_q, *, validate=True):
                 + 0.22579135264472744)
 
 
+@blocked.elementwise
 def kl_gamma_exponential(concentration_p, rate_p, rate_q, *, validate=True):
     r"""KL divergence from Exponential to Gamma.
 
@@ -380,6 +387,7 @@ def kl_gamma_exponential(concentration_p, rate_p, rate_q, *, validate=True):
                 - rate_p) ** 11 / rate_p ** 11, concentration_p, rate_p, rate_q, in_place=True)
 
 
+@blocked.elementwise
 def kl_gamma_gamma(concentration_p, rate_p, concentration_q, rate_q, *, validate=True):
     r"""KL divergence from Gamma to Gamma.
 
@@ -475,6 +483,7 @@ def kl_gamma_gamma(concentration_p, rate_p, concentration_q, rate_q, *, validate
                 concentration_p, concentration_q, rate_p, rate_q, in_place=True)
 
 
+@blocked.elementwise
 def kl_gamma_weibull(concentration_p, rate_p, scale_q, concentration_q, *, validate=True):
     r"""KL divergence from Weibull to Gamma.
 

@@ -5,6 +5,7 @@
 """KL divergence between two families, derived when asked: the route a person takes."""
 import numpy
 import scipy.special
+from symgen.numerics import blocked
 from symgen.numerics import inplace
 from symgen.numerics import stable
 from symgen.numerics.validate import prepare as validate_arguments
@@ -12,6 +13,7 @@ from symgen.numerics.validate import prepare as validate_arguments
 __all__ = ['kl_gumbel_normal', 'kl_gumbel_laplace', 'kl_gumbel_gumbel']
 
 
+@blocked.elementwise
 def kl_gumbel_normal(loc_p, scale_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Normal to Gumbel.
 
@@ -69,6 +71,7 @@ def kl_gumbel_normal(loc_p, scale_p, loc_q, scale_q, *, validate=True):
                 - 0.6582771316968601)
 
 
+@blocked.elementwise
 def kl_gumbel_laplace(loc_p, scale_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Laplace to Gumbel.
 
@@ -121,6 +124,7 @@ def kl_gumbel_laplace(loc_p, scale_p, loc_q, scale_q, *, validate=True):
                 * scale_q) - 1.5772156649015328)
 
 
+@blocked.elementwise
 def kl_gumbel_gumbel(loc_p, scale_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Gumbel to Gumbel.
 

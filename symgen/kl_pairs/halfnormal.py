@@ -5,6 +5,7 @@
 """KL divergence between two families, derived when asked: the route a person takes."""
 import numpy
 import scipy.special
+from symgen.numerics import blocked
 from symgen.numerics import inplace
 from symgen.numerics import stable
 from symgen.numerics.validate import prepare as validate_arguments
@@ -14,6 +15,7 @@ __all__ = ['kl_halfnormal_normal', 'kl_halfnormal_laplace', 'kl_halfnormal_gumbe
         'kl_halfnormal_gamma', 'kl_halfnormal_weibull']
 
 
+@blocked.elementwise
 def kl_halfnormal_normal(scale_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Normal to HalfNormal.
 
@@ -62,6 +64,7 @@ def kl_halfnormal_normal(scale_p, loc_q, scale_q, *, validate=True):
                 + numpy.log(scale_q) + 0.19314718055994531)
 
 
+@blocked.elementwise
 def kl_halfnormal_laplace(scale_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Laplace to HalfNormal.
 
@@ -116,6 +119,7 @@ def kl_halfnormal_laplace(scale_p, loc_q, scale_q, *, validate=True):
                 / scale_q)
 
 
+@blocked.elementwise
 def kl_halfnormal_gumbel(scale_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Gumbel to HalfNormal.
 
@@ -165,6 +169,7 @@ def kl_halfnormal_gumbel(scale_p, loc_q, scale_q, *, validate=True):
                 / scale_q) - numpy.log(scale_p) + numpy.log(scale_q) - 0.7257913526447274
 
 
+@blocked.elementwise
 def kl_halfnormal_lognormal(scale_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from LogNormal to HalfNormal.
 
@@ -224,6 +229,7 @@ def kl_halfnormal_lognormal(scale_p, loc_q, scale_q, *, validate=True):
                 scale_q ** 2))
 
 
+@blocked.elementwise
 def kl_halfnormal_halfnormal(scale_p, scale_q, *, validate=True):
     r"""KL divergence from HalfNormal to HalfNormal.
 
@@ -274,6 +280,7 @@ def kl_halfnormal_halfnormal(scale_p, scale_q, *, validate=True):
                 scale_p, scale_q, in_place=True)
 
 
+@blocked.elementwise
 def kl_halfnormal_exponential(scale_p, rate_q, *, validate=True):
     r"""KL divergence from Exponential to HalfNormal.
 
@@ -317,6 +324,7 @@ def kl_halfnormal_exponential(scale_p, rate_q, *, validate=True):
                 - 0.7257913526447274)
 
 
+@blocked.elementwise
 def kl_halfnormal_gamma(scale_p, concentration_q, rate_q, *, validate=True):
     r"""KL divergence from Gamma to HalfNormal.
 
@@ -367,6 +375,7 @@ def kl_halfnormal_gamma(scale_p, concentration_q, rate_q, *, validate=True):
                 + scipy.special.gammaln(concentration_q) - 1.3609727753754666)
 
 
+@blocked.elementwise
 def kl_halfnormal_weibull(scale_p, scale_q, concentration_q, *, validate=True):
     r"""KL divergence from Weibull to HalfNormal.
 

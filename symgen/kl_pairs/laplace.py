@@ -4,6 +4,7 @@
 
 """KL divergence between two families, derived when asked: the route a person takes."""
 import numpy
+from symgen.numerics import blocked
 from symgen.numerics import inplace
 from symgen.numerics import stable
 from symgen.numerics.validate import prepare as validate_arguments
@@ -11,6 +12,7 @@ from symgen.numerics.validate import prepare as validate_arguments
 __all__ = ['kl_laplace_normal', 'kl_laplace_laplace', 'kl_laplace_gumbel']
 
 
+@blocked.elementwise
 def kl_laplace_normal(loc_p, scale_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Normal to Laplace.
 
@@ -62,6 +64,7 @@ def kl_laplace_normal(loc_p, scale_p, loc_q, scale_q, *, validate=True):
                 2 * scale_p) + numpy.log(scale_q) - 0.08106146679532726)
 
 
+@blocked.elementwise
 def kl_laplace_laplace(loc_p, scale_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Laplace to Laplace.
 
@@ -261,6 +264,7 @@ def kl_laplace_laplace(loc_p, scale_p, loc_q, scale_q, *, validate=True):
                 scale_p, scale_q, in_place=True)
 
 
+@blocked.elementwise
 def kl_laplace_gumbel(loc_p, scale_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Gumbel to Laplace.
 

@@ -5,6 +5,7 @@
 """KL divergence between two families, derived when asked: the route a person takes."""
 import numpy
 import scipy.special
+from symgen.numerics import blocked
 from symgen.numerics import inplace
 from symgen.numerics import stable
 from symgen.numerics.validate import prepare as validate_arguments
@@ -14,6 +15,7 @@ __all__ = ['kl_lognormal_normal', 'kl_lognormal_laplace', 'kl_lognormal_lognorma
         'kl_lognormal_weibull']
 
 
+@blocked.elementwise
 def kl_lognormal_normal(loc_p, scale_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Normal to LogNormal.
 
@@ -66,6 +68,7 @@ def kl_lognormal_normal(loc_p, scale_p, loc_q, scale_q, *, validate=True):
                 * loc_p) / scale_q ** 2)
 
 
+@blocked.elementwise
 def kl_lognormal_laplace(loc_p, scale_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Laplace to LogNormal.
 
@@ -128,6 +131,7 @@ def kl_lognormal_laplace(loc_p, scale_p, loc_q, scale_q, *, validate=True):
                 loc_p, loc_q, scale_p, in_place=True) / scale_q)
 
 
+@blocked.elementwise
 def kl_lognormal_lognormal(loc_p, scale_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from LogNormal to LogNormal.
 
@@ -198,6 +202,7 @@ def kl_lognormal_lognormal(loc_p, scale_p, loc_q, scale_q, *, validate=True):
                 / scale_p ** 11, loc_p, loc_q, scale_p, scale_q, in_place=True)
 
 
+@blocked.elementwise
 def kl_lognormal_halfnormal(loc_p, scale_p, scale_q, *, validate=True):
     r"""KL divergence from HalfNormal to LogNormal.
 
@@ -245,6 +250,7 @@ def kl_lognormal_halfnormal(loc_p, scale_p, scale_q, *, validate=True):
                 * inplace.into_only(numpy.exp, 2 * loc_p + 2 * scale_p ** 2) / scale_q ** 2)
 
 
+@blocked.elementwise
 def kl_lognormal_exponential(loc_p, scale_p, rate_q, *, validate=True):
     r"""KL divergence from Exponential to LogNormal.
 
@@ -291,6 +297,7 @@ def kl_lognormal_exponential(loc_p, scale_p, rate_q, *, validate=True):
                 - numpy.log(rate_q) - numpy.log(scale_p) - 1.4189385332046727)
 
 
+@blocked.elementwise
 def kl_lognormal_gamma(loc_p, scale_p, concentration_q, rate_q, *, validate=True):
     r"""KL divergence from Gamma to LogNormal.
 
@@ -342,6 +349,7 @@ def kl_lognormal_gamma(loc_p, scale_p, concentration_q, rate_q, *, validate=True
                 + scipy.special.gammaln(concentration_q) - 1.4189385332046727)
 
 
+@blocked.elementwise
 def kl_lognormal_weibull(loc_p, scale_p, scale_q, concentration_q, *, validate=True):
     r"""KL divergence from Weibull to LogNormal.
 

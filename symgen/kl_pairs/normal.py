@@ -5,6 +5,7 @@
 """KL divergence between two families, derived when asked: the route a person takes."""
 import numpy
 import scipy.special
+from symgen.numerics import blocked
 from symgen.numerics import inplace
 from symgen.numerics import stable
 from symgen.numerics.validate import prepare as validate_arguments
@@ -12,6 +13,7 @@ from symgen.numerics.validate import prepare as validate_arguments
 __all__ = ['kl_normal_normal', 'kl_normal_laplace', 'kl_normal_gumbel']
 
 
+@blocked.elementwise
 def kl_normal_normal(loc_p, scale_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Normal to Normal.
 
@@ -81,6 +83,7 @@ def kl_normal_normal(loc_p, scale_p, loc_q, scale_q, *, validate=True):
                 / scale_p ** 11, loc_p, loc_q, scale_p, scale_q, in_place=True)
 
 
+@blocked.elementwise
 def kl_normal_laplace(loc_p, scale_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Laplace to Normal.
 
@@ -139,6 +142,7 @@ def kl_normal_laplace(loc_p, scale_p, loc_q, scale_q, *, validate=True):
                 - 1.4189385332046727)
 
 
+@blocked.elementwise
 def kl_normal_gumbel(loc_p, scale_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Gumbel to Normal.
 

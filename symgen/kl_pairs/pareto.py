@@ -5,6 +5,7 @@
 """KL divergence between two families, derived when asked: the route a person takes."""
 import numpy
 import scipy.special
+from symgen.numerics import blocked
 from symgen.numerics import inplace
 from symgen.numerics import stable
 from symgen.numerics.validate import prepare as validate_arguments
@@ -13,6 +14,7 @@ __all__ = ['kl_pareto_normal', 'kl_pareto_laplace', 'kl_pareto_lognormal', 'kl_p
         'kl_pareto_exponential', 'kl_pareto_gamma', 'kl_pareto_pareto', 'kl_pareto_weibull']
 
 
+@blocked.elementwise
 def kl_pareto_normal(scale_p, alpha_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Normal to Pareto.
 
@@ -69,6 +71,7 @@ def kl_pareto_normal(scale_p, alpha_p, loc_q, scale_q, *, validate=True):
                 scale_q)
 
 
+@blocked.elementwise
 def kl_pareto_laplace(scale_p, alpha_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Laplace to Pareto.
 
@@ -129,6 +132,7 @@ def kl_pareto_laplace(scale_p, alpha_p, loc_q, scale_q, *, validate=True):
                 in_place=True) / scale_q - 1 / alpha_p, alpha_p, loc_q, scale_p, scale_q)
 
 
+@blocked.elementwise
 def kl_pareto_lognormal(scale_p, alpha_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from LogNormal to Pareto.
 
@@ -186,6 +190,7 @@ def kl_pareto_lognormal(scale_p, alpha_p, loc_q, scale_q, *, validate=True):
                 1, alpha_p ** 2 * scale_q ** 2))
 
 
+@blocked.elementwise
 def kl_pareto_halfnormal(scale_p, alpha_p, scale_q, *, validate=True):
     r"""KL divergence from HalfNormal to Pareto.
 
@@ -235,6 +240,7 @@ def kl_pareto_halfnormal(scale_p, alpha_p, scale_q, *, validate=True):
                 - 1 / alpha_p, alpha_p, scale_p, scale_q)
 
 
+@blocked.elementwise
 def kl_pareto_exponential(scale_p, alpha_p, rate_q, *, validate=True):
     r"""KL divergence from Exponential to Pareto.
 
@@ -283,6 +289,7 @@ def kl_pareto_exponential(scale_p, alpha_p, rate_q, *, validate=True):
                 scale_p)
 
 
+@blocked.elementwise
 def kl_pareto_gamma(scale_p, alpha_p, concentration_q, rate_q, *, validate=True):
     r"""KL divergence from Gamma to Pareto.
 
@@ -337,6 +344,7 @@ def kl_pareto_gamma(scale_p, alpha_p, concentration_q, rate_q, *, validate=True)
                 concentration_q, rate_q, scale_p)
 
 
+@blocked.elementwise
 def kl_pareto_pareto(scale_p, alpha_p, scale_q, alpha_q, *, validate=True):
     r"""KL divergence from Pareto to Pareto.
 
@@ -418,6 +426,7 @@ def kl_pareto_pareto(scale_p, alpha_p, scale_q, alpha_q, *, validate=True):
                 scale_p, scale_q, in_place=True), alpha_p, alpha_q, scale_p, scale_q)
 
 
+@blocked.elementwise
 def kl_pareto_weibull(scale_p, alpha_p, scale_q, concentration_q, *, validate=True):
     r"""KL divergence from Weibull to Pareto.
 

@@ -5,6 +5,7 @@
 """KL divergence between two families, derived when asked: the route a person takes."""
 import numpy
 import scipy.special
+from symgen.numerics import blocked
 from symgen.numerics import inplace
 from symgen.numerics import stable
 from symgen.numerics.validate import prepare as validate_arguments
@@ -16,6 +17,7 @@ __all__ = ['kl_uniform_normal', 'kl_uniform_laplace', 'kl_uniform_gumbel', 'kl_u
         'kl_uniform_weibull']
 
 
+@blocked.elementwise
 def kl_uniform_normal(low_p, high_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Normal to Uniform.
 
@@ -78,6 +80,7 @@ def kl_uniform_normal(low_p, high_p, loc_q, scale_q, *, validate=True):
                 _t2) + numpy.log(scale_q) + 0.9189385332046728
 
 
+@blocked.elementwise
 def kl_uniform_laplace(low_p, high_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Laplace to Uniform.
 
@@ -141,6 +144,7 @@ def kl_uniform_laplace(low_p, high_p, loc_q, scale_q, *, validate=True):
                 - loc_q + 0.5 * low_p, high_p, loc_q, low_p, in_place=True) / scale_q
 
 
+@blocked.elementwise
 def kl_uniform_gumbel(low_p, high_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Gumbel to Uniform.
 
@@ -203,6 +207,7 @@ def kl_uniform_gumbel(low_p, high_p, loc_q, scale_q, *, validate=True):
                 * scale_q) - 0.5 * low_p ** 2 / inplace.into_first(numpy.multiply, _t2, scale_q)
 
 
+@blocked.elementwise
 def kl_uniform_cauchy(low_p, high_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Cauchy to Uniform.
 
@@ -284,6 +289,7 @@ def kl_uniform_cauchy(low_p, high_p, loc_q, scale_q, *, validate=True):
                 inplace.into_second(numpy.add, inplace.into_only(numpy.square, _t7), _t8)), _t1))
 
 
+@blocked.elementwise
 def kl_uniform_lognormal(low_p, high_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from LogNormal to Uniform.
 
@@ -370,6 +376,7 @@ def kl_uniform_lognormal(low_p, high_p, loc_q, scale_q, *, validate=True):
                 low_p - high_p), high_p, loc_q, low_p, scale_q)
 
 
+@blocked.elementwise
 def kl_uniform_halfnormal(low_p, high_p, scale_q, *, validate=True):
     r"""KL divergence from HalfNormal to Uniform.
 
@@ -423,6 +430,7 @@ def kl_uniform_halfnormal(low_p, high_p, scale_q, *, validate=True):
                 + 0.22579135264472744, high_p, low_p, scale_q)
 
 
+@blocked.elementwise
 def kl_uniform_exponential(low_p, high_p, rate_q, *, validate=True):
     r"""KL divergence from Exponential to Uniform.
 
@@ -475,6 +483,7 @@ def kl_uniform_exponential(low_p, high_p, rate_q, *, validate=True):
                 - low_p), high_p, low_p, rate_q)
 
 
+@blocked.elementwise
 def kl_uniform_gamma(low_p, high_p, concentration_q, rate_q, *, validate=True):
     r"""KL divergence from Gamma to Uniform.
 
@@ -548,6 +557,7 @@ def kl_uniform_gamma(low_p, high_p, concentration_q, rate_q, *, validate=True):
                 - high_p), concentration_q, high_p, low_p, rate_q)
 
 
+@blocked.elementwise
 def kl_uniform_beta(low_p, high_p, concentration1_q, concentration0_q, *, validate=True):
     r"""KL divergence from Beta to Uniform.
 
@@ -636,6 +646,7 @@ def kl_uniform_beta(low_p, high_p, concentration1_q, concentration0_q, *, valida
                 concentration1_q, high_p, low_p)
 
 
+@blocked.elementwise
 def kl_uniform_uniform(low_p, high_p, low_q, high_q, *, validate=True):
     r"""KL divergence from Uniform to Uniform.
 
@@ -1010,6 +1021,7 @@ def kl_uniform_uniform(low_p, high_p, low_q, high_q, *, validate=True):
                 in_place=True), high_p, high_q, low_p, low_q)
 
 
+@blocked.elementwise
 def kl_uniform_pareto(low_p, high_p, scale_q, alpha_q, *, validate=True):
     r"""KL divergence from Pareto to Uniform.
 
@@ -1077,6 +1089,7 @@ def kl_uniform_pareto(low_p, high_p, scale_q, alpha_q, *, validate=True):
                 low_p - high_p), alpha_q, high_p, low_p, scale_q)
 
 
+@blocked.elementwise
 def kl_uniform_weibull(low_p, high_p, scale_q, concentration_q, *, validate=True):
     r"""KL divergence from Weibull to Uniform.
 

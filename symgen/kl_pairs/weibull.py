@@ -5,6 +5,7 @@
 """KL divergence between two families, derived when asked: the route a person takes."""
 import numpy
 import scipy.special
+from symgen.numerics import blocked
 from symgen.numerics import inplace
 from symgen.numerics import stable
 from symgen.numerics.validate import prepare as validate_arguments
@@ -13,6 +14,7 @@ __all__ = ['kl_weibull_normal', 'kl_weibull_laplace', 'kl_weibull_lognormal',
         'kl_weibull_halfnormal', 'kl_weibull_exponential', 'kl_weibull_gamma', 'kl_weibull_weibull']
 
 
+@blocked.elementwise
 def kl_weibull_normal(scale_p, concentration_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Normal to Weibull.
 
@@ -68,6 +70,7 @@ def kl_weibull_normal(scale_p, concentration_p, loc_q, scale_q, *, validate=True
                 - 0.6582771316968601 + 0.5772156649015329 / concentration_p)
 
 
+@blocked.elementwise
 def kl_weibull_laplace(scale_p, concentration_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from Laplace to Weibull.
 
@@ -131,6 +134,7 @@ def kl_weibull_laplace(scale_p, concentration_p, loc_q, scale_q, *, validate=Tru
                 in_place=True) / scale_q + 0.5772156649015329 / concentration_p
 
 
+@blocked.elementwise
 def kl_weibull_lognormal(scale_p, concentration_p, loc_q, scale_q, *, validate=True):
     r"""KL divergence from LogNormal to Weibull.
 
@@ -191,6 +195,7 @@ def kl_weibull_lognormal(scale_p, concentration_p, loc_q, scale_q, *, validate=T
                 0.9890559953279725, concentration_p ** 2 * scale_q ** 2))
 
 
+@blocked.elementwise
 def kl_weibull_halfnormal(scale_p, concentration_p, scale_q, *, validate=True):
     r"""KL divergence from HalfNormal to Weibull.
 
@@ -239,6 +244,7 @@ def kl_weibull_halfnormal(scale_p, concentration_p, scale_q, *, validate=True):
                 - 1.3514243122568055 + 0.5772156649015329 / concentration_p)
 
 
+@blocked.elementwise
 def kl_weibull_exponential(scale_p, concentration_p, rate_q, *, validate=True):
     r"""KL divergence from Exponential to Weibull.
 
@@ -801,6 +807,7 @@ def kl_weibull_exponential(scale_p, concentration_p, rate_q, *, validate=True):
                 * (concentration_p - 1) ** 2, concentration_p, rate_q, scale_p, in_place=True)
 
 
+@blocked.elementwise
 def kl_weibull_gamma(scale_p, concentration_p, concentration_q, rate_q, *, validate=True):
     r"""KL divergence from Gamma to Weibull.
 
@@ -854,6 +861,7 @@ def kl_weibull_gamma(scale_p, concentration_p, concentration_q, rate_q, *, valid
                 - 1.5772156649015328 + 0.5772156649015329 * concentration_q / concentration_p)
 
 
+@blocked.elementwise
 def kl_weibull_weibull(scale_p, concentration_p, scale_q, concentration_q, *, validate=True):
     r"""KL divergence from Weibull to Weibull.
 

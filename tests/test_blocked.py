@@ -1,0 +1,153 @@
+"""Blocked, multi-threaded evaluation (symgen/numerics/blocked.py): the same bits as one call
+over the whole arrays, for every elementwise formula of the catalogue; threads only for large
+inputs; the thread count set by environment or function; safe from several threads at once."""
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import symgen
+import symgen.formulas
+from symgen.engine import api
+from symgen.numerics import blocked
+
+# Small blocks here, so that a test array of 30k entries has several blocks per thread and a
+# ragged last one: the logic is the same as at the default sizes (BLOCK, PARALLEL_FROM).
+TEST_BLOCK, TEST_PARALLEL_FROM = 4096, 8192
+SIZE = 7 * TEST_BLOCK + 1234
+
+
+@pytest.fixture(autouse=True)
+def small_blocks(monkeypatch):
+    monkeypatch.setattr(blocked, "BLOCK", TEST_BLOCK)
+    monkeypatch.setattr(blocked, "PARALLEL_FROM", TEST_PARALLEL_FROM)
+
+
+def blocked_formulas():
+    return [name for name in symgen.formulas.__all__
+            if hasattr(getattr(symgen.formulas, name), "unblocked")]
+
+
+def domain_arrays(name, size, seed=0):
+    found = api.derivation(name)
+    rng = np.random.default_rng(seed)
+    points = [found.sample_point(rng) for _ in range(500)]
+    return [np.resize(np.array([point[param] for point in points], dtype=np.float64), size)
+            for param in found.param_names]
+
+
+def same(a, b) -> bool:
+    parts = (a,) if isinstance(a, np.ndarray) else tuple(a)
+    others = (b,) if isinstance(b, np.ndarray) else tuple(b)
+    return type(a) is type(b) and all(
+        x.shape == y.shape and x.dtype == y.dtype and np.array_equal(x.view(f"u{x.itemsize}"), y.view(f"u{y.itemsize}"))
+        for x, y in zip(parts, others))
+
+
+def test_the_elementwise_formulas_are_blocked():
+    names = blocked_formulas()
+    assert {"kl_normal", "kl_std_normal", "score_normal", "diffusion_marginal", "gan_losses"} <= set(names)
+    # Matrix formulas and those with an implementation of their own are not.
+    assert not hasattr(symgen.formulas.kl_mvn, "unblocked")
+    assert not hasattr(symgen.formulas.frechet_distance, "unblocked")
+
+
+@pytest.mark.parametrize("name", blocked_formulas())
+def test_bit_identical_to_one_call_over_the_whole_arrays(name, monkeypatch):
+    monkeypatch.setattr(blocked, "_threads", 2)
+    function = getattr(symgen.formulas, name)
+    arguments = domain_arrays(name, SIZE)
+    for validate in (False, True):
+        assert same(function(*arguments, validate=validate), function.unblocked(*arguments, validate=validate))
+    # A 2-d batch keeps its shape.
+    rows = SIZE // 7
+    shaped = [argument[: rows * 7].reshape(rows, 7) for argument in arguments]
+    assert same(function(*shaped), function.unblocked(*shaped))
+
+
+def test_scalars_broadcast_and_float32_keep_their_meaning(monkeypatch):
+    monkeypatch.setattr(blocked, "_threads", 2)
+    rng = np.random.default_rng(1)
+    loc = rng.standard_normal(SIZE)
+    logvar = rng.standard_normal(SIZE)
+    kl = symgen.formulas.kl_std_normal
+    assert same(kl(loc, 0.25), kl.unblocked(loc, 0.25))
+    assert same(kl(loc.astype(np.float32), logvar.astype(np.float32)),
+                kl.unblocked(loc.astype(np.float32), logvar.astype(np.float32)))
+    assert kl(loc.astype(np.float32), logvar.astype(np.float32)).dtype == np.float32
+    # An argument broadcast along an axis is not copied to block it: the formula is called whole.
+    assert same(kl(loc[: SIZE // 5 * 5].reshape(-1, 5), logvar[:5]),
+                kl.unblocked(loc[: SIZE // 5 * 5].reshape(-1, 5), logvar[:5]))
+    # Arguments by name.
+    assert same(kl(loc=loc, logvar=logvar), kl.unblocked(loc, logvar))
+
+
+def test_a_bad_argument_in_a_late_block_is_named_as_an_unblocked_call_names_it(monkeypatch):
+    monkeypatch.setattr(blocked, "_threads", 2)
+    arguments = domain_arrays("kl_normal", SIZE)
+    arguments[3][SIZE - 3] = -1.0          # scale_q in the last block
+    arguments[1][SIZE // 2] = np.nan       # scale_p in a middle block: named first, as unblocked
+    with pytest.raises(ValueError) as unblocked_error:
+        symgen.formulas.kl_normal.unblocked(*arguments)
+    with pytest.raises(ValueError) as blocked_error:
+        symgen.formulas.kl_normal(*arguments)
+    assert str(blocked_error.value) == str(unblocked_error.value)
+    assert "scale_p" in str(blocked_error.value)
+
+
+def test_safe_when_called_from_several_threads_at_once(monkeypatch):
+    monkeypatch.setattr(blocked, "_threads", 2)
+    inputs = [domain_arrays("kl_normal", SIZE, seed) for seed in range(6)]
+    expected = [symgen.formulas.kl_normal.unblocked(*arguments) for arguments in inputs]
+    results = [None] * len(inputs)
+
+    def work(index):
+        for _ in range(3):
+            results[index] = symgen.formulas.kl_normal(*inputs[index])
+
+    workers = [threading.Thread(target=work, args=(index,)) for index in range(len(inputs))]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert all(same(result, reference) for result, reference in zip(results, expected))
+
+
+def test_thread_count_from_the_environment_and_the_function(monkeypatch):
+    monkeypatch.setattr(blocked, "_threads", None)
+    monkeypatch.setenv(blocked.ENVIRONMENT_VARIABLE, "3")
+    assert blocked.threads() == 3
+    symgen.set_threads(1)                 # the same function, from the package
+    assert symgen.threads() == blocked.threads() == 1
+    blocked.set_threads(None)
+    monkeypatch.delenv(blocked.ENVIRONMENT_VARIABLE)
+    assert blocked.threads() >= 1
+    with pytest.raises(ValueError, match="count"):
+        blocked.set_threads(0)
+    monkeypatch.setattr(blocked, "_threads", None)
+    monkeypatch.setenv(blocked.ENVIRONMENT_VARIABLE, "many")
+    with pytest.raises(ValueError, match=blocked.ENVIRONMENT_VARIABLE):
+        blocked.threads()
+
+
+def test_no_threads_for_small_inputs_and_none_with_one_thread():
+    """In a fresh interpreter: a call below PARALLEL_FROM entries starts no thread; a large one
+    starts the pool; SYMGEN_NUM_THREADS=1 never does."""
+    script = (
+        "import threading, numpy as np, symgen\n"
+        "from symgen.numerics import blocked\n"
+        "pool = lambda: sum(t.name.startswith('symgen') for t in threading.enumerate())\n"
+        "small = np.ones(blocked.PARALLEL_FROM - 1)\n"
+        "symgen.kl_normal(small, small, small, small)\n"
+        "print(pool())\n"
+        "large = np.ones(2 * blocked.PARALLEL_FROM)\n"
+        "symgen.kl_normal(large, large, large, large)\n"
+        "print(pool())\n")
+    counts = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                            env={**__import__("os").environ, "SYMGEN_NUM_THREADS": "2"}).stdout.split()
+    assert counts[0] == "0" and int(counts[1]) >= 1
+    single = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                            env={**__import__("os").environ, "SYMGEN_NUM_THREADS": "1"}).stdout.split()
+    assert single == ["0", "0"]
