@@ -53,6 +53,15 @@ def mpmath_kl(p_name, p_values, q_name, q_values, dps=50):
             value = mpmath.quad(lambda t: (log_p(scale * mpmath.exp(t / alpha)) - log_q(scale * mpmath.exp(t / alpha)))
                                 * mpmath.exp(-t), sorted({0, 1, 3, 10, 30, 100, 300, 1000, 3000, 10000} | kinks)
                                 + [mpmath.inf])
+        elif p_name == "Uniform":
+            # Near the upper end 1 - x rounds to 0 at any working precision (a Beta Q's log(1 - x)
+            # becomes -oo there); written in u = high - x, SymPy cancels it to u exactly.
+            u = sp.Symbol("u", positive=True)
+            width, middle = upper - lower, (lower + upper) / 2
+            log_q_from_top = sp.lambdify(u, fam_q.log_density(q).subs(x, p["high"] - u), "mpmath")
+            value = (mpmath.quad(lambda t: -log_q(t), [lower, *[v for v in points if v < middle], middle])
+                     + mpmath.quad(lambda v: -log_q_from_top(v), [0, *sorted(upper - v for v in points if v > middle),
+                                                                  upper - middle])) / width - mpmath.log(width)
         else:
             value = mpmath.quad(integrand, [lower, *points, upper], maxdegree=10)
     return value
@@ -69,6 +78,10 @@ def draw_point(p_name, q_name, rng, near=False) -> list:
     coincide = kl_module._coincidence(fam_p, fam_p.symbols("p"), fam_q, fam_q.symbols("q")) if near else None
     if coincide is not None:
         values, units = coincide
+        # Parameters the series branch needs exactly (Uniform's ends against a Beta) are set there.
+        key = (p_name, q_name)
+        exact = kl_module.EXACT[key](fam_p.symbols("p"), fam_q.symbols("q")) if key in kl_module.EXACT else {}
+        point = {**point, **{symbol.name: float(value) for symbol, value in exact.items()}}
         at = {symbol: sp.Float(point[symbol.name], 30) for symbol in derivation.symbols().values()}
         for _ in range(20):
             moved = dict(point)

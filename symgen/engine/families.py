@@ -489,7 +489,15 @@ COINCIDE = {
     ("Exponential", "Weibull"): lambda p, q: {q["concentration"]: 1, q["scale"]: 1 / p["rate"]},
     ("Weibull", "Exponential"): lambda p, q: {p["concentration"]: 1, q["rate"]: 1 / p["scale"]},
     ("Beta", "Uniform"): lambda p, q: {p["concentration1"]: 1, p["concentration0"]: 1, q["low"]: 0, q["high"]: 1},
-    # (Uniform, Beta) is left out: its KL has low log(low) terms, not analytic at low = 0.
+    # Uniform's ends enter its KL against a Beta as low log(low) and (1 - high) log(1 - high), not
+    # analytic at 0 and 1: its series branch needs them exactly there (EXACT).
+    ("Uniform", "Beta"): lambda p, q: {q["concentration1"]: 1, q["concentration0"]: 1},
+}
+
+#: For (P, Q) in COINCIDE, the parameters that must take their value exactly for the series
+#: branch (the closed form is not analytic in them there).
+EXACT = {
+    ("Uniform", "Beta"): lambda p, q: {p["low"]: 0, p["high"]: 1},
 }
 
 

@@ -34,7 +34,7 @@ import sympy as sp
 from .checks import IdentityCheck, MeanCheck
 from .derivation import Derivation, Param
 from .expectations import Expectation
-from .families import COINCIDE, FAMILIES, Family, _mellin_lemma, family, in_library_functions, s, x
+from .families import COINCIDE, EXACT, FAMILIES, Family, _mellin_lemma, family, in_library_functions, s, x, xlogy
 from .functions import Lemma, special_function, textbook
 from .lazy import lazy_module
 
@@ -495,11 +495,13 @@ def _derivation(fam_p, p, fam_q, q, statistics, values, finite, hows) -> Derivat
     chain.step(lambda previous: _with_infinity(_tidy(previous), finite),
                "collect terms" + ("; +oo where the KL diverges (" + sp.sstr(sp.Not(finite)) + ")" if infinite else ""))
     coincide = _coincidence(fam_p, p, fam_q, q) if builtin else None
+    exact = EXACT[fam_p.name, fam_q.name](p, q) if (fam_p.name, fam_q.name) in EXACT else {}
     if coincide is None:
         chain.stable(lambda previous: _with_infinity(in_library_functions(_finite(previous)), finite),
                      "evaluated with scipy.special's functions")
     else:
-        chain.stable(lambda previous: _with_infinity(_near_equal(name, p_args + q_args, _finite(previous), coincide),
+        chain.stable(lambda previous: _with_infinity(_near_equal(name, p_args + q_args, _finite(previous), coincide,
+                                                                 exact),
                                                      finite),
                      f"where every parameter difference from P = Q is below {NEAR} of its unit, the Taylor "
                      f"series of the closed form through order {SERIES_ORDER - 1} in the exact differences "
@@ -554,7 +556,7 @@ def _same_in(p, symbols, name):
     return p.get(name, symbols[name])
 
 
-def _near_equal(name, params, closed, coincide):
+def _near_equal(name, params, closed, coincide, exact=None):
     """The closed form near P = Q: a branch evaluating its Taylor series in the exact parameter
     differences. The series is a function of its own (``<name>_near``) whose meaning is the
     closed form, resting on a lemma: the closed form's Taylor coefficients through order
@@ -562,10 +564,16 @@ def _near_equal(name, params, closed, coincide):
     series'. What the truncation leaves, ~NEAR^(SERIES_ORDER - 2) relative, the accuracy check
     against 50 digits measures."""
     values, units = coincide
+    exact = exact or {}
     epsilon = sp.Symbol("epsilon", positive=True)
+    # Parameters the branch needs exactly at their values (Uniform's ends against a Beta): the
+    # series is of the closed form there, where x log x at x = 0 is its limit, 0.
+    closed_there = closed.xreplace(exact).replace(
+        lambda e: isinstance(e, xlogy) and e.args[0].is_number,
+        lambda e: sp.Integer(0) if e.args[0] == 0 else e.args[0] * sp.log(e.args[1]))
     deltas = {symbol: sp.Dummy(f"d_{symbol.name}", real=True) for symbol in values}
     along = {symbol: values[symbol] + epsilon * deltas[symbol] for symbol in values}
-    series = _series(closed.xreplace(along), epsilon)
+    series = _series(closed_there.xreplace(along), epsilon)
     if series.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
         # Not analytic where P = Q (x log x at an end of a support): no series branch.
         return in_library_functions(closed)
@@ -574,7 +582,7 @@ def _near_equal(name, params, closed, coincide):
     agreement = Lemma(f"{name}: the closed form's Taylor coefficients about P = Q through order "
                       f"{SERIES_ORDER - 1}, differentiated numerically at 60 digits at two rational points, "
                       "are the series' to 25 digits",
-                      (_SeriesRemainder(closed, series, epsilon, tuple(along.items())), 0))
+                      (_SeriesRemainder(closed_there, series, epsilon, tuple(along.items())), 0))
     arguments = tuple(params)
     near_function = special_function(
         f"{name}_near", len(arguments),
@@ -582,7 +590,8 @@ def _near_equal(name, params, closed, coincide):
         numpy=lambda *values_: in_library_functions(printed).xreplace(dict(zip(arguments, values_))),
         lemmas=[agreement], real=True,
         doc=f"{name} near P = Q by its Taylor series through order {SERIES_ORDER - 1}.")
-    near = sp.And(*[sp.Abs(parameter_difference(symbol, values[symbol])) < NEAR * units[symbol] for symbol in values])
+    near = sp.And(*[sp.Eq(symbol, value) for symbol, value in exact.items()],
+                  *[sp.Abs(parameter_difference(symbol, values[symbol])) < NEAR * units[symbol] for symbol in values])
     return sp.Piecewise((near_function(*arguments), near), (in_library_functions(closed), True))
 
 
