@@ -78,10 +78,6 @@ def draw_point(p_name, q_name, rng, near=False) -> list:
     coincide = kl_module._coincidence(fam_p, fam_p.symbols("p"), fam_q, fam_q.symbols("q")) if near else None
     if coincide is not None:
         values, units = coincide
-        # Parameters the series branch needs exactly (Uniform's ends against a Beta) are set there.
-        key = (p_name, q_name)
-        exact = kl_module.EXACT[key](fam_p.symbols("p"), fam_q.symbols("q")) if key in kl_module.EXACT else {}
-        point = {**point, **{symbol.name: float(value) for symbol, value in exact.items()}}
         at = {symbol: sp.Float(point[symbol.name], 30) for symbol in derivation.symbols().values()}
         for _ in range(20):
             moved = dict(point)

@@ -490,14 +490,8 @@ COINCIDE = {
     ("Weibull", "Exponential"): lambda p, q: {p["concentration"]: 1, q["rate"]: 1 / p["scale"]},
     ("Beta", "Uniform"): lambda p, q: {p["concentration1"]: 1, p["concentration0"]: 1, q["low"]: 0, q["high"]: 1},
     # Uniform's ends enter its KL against a Beta as low log(low) and (1 - high) log(1 - high), not
-    # analytic at 0 and 1: its series branch needs them exactly there (EXACT).
-    ("Uniform", "Beta"): lambda p, q: {q["concentration1"]: 1, q["concentration0"]: 1},
-}
-
-#: For (P, Q) in COINCIDE, the parameters that must take their value exactly for the series
-#: branch (the closed form is not analytic in them there).
-EXACT = {
-    ("Uniform", "Beta"): lambda p, q: {p["low"]: 0, p["high"]: 1},
+    # analytic at 0 and 1: the series branch takes each such term as a variable of its own.
+    ("Uniform", "Beta"): lambda p, q: {q["concentration1"]: 1, q["concentration0"]: 1, p["low"]: 0, p["high"]: 1},
 }
 
 

@@ -34,7 +34,7 @@ import sympy as sp
 from .checks import IdentityCheck, MeanCheck
 from .derivation import Derivation, Param
 from .expectations import Expectation
-from .families import COINCIDE, EXACT, FAMILIES, Family, _mellin_lemma, family, in_library_functions, s, x, xlogy
+from .families import COINCIDE, FAMILIES, Family, _mellin_lemma, family, in_library_functions, s, x, xlogy
 from .functions import Lemma, special_function, textbook
 from .lazy import lazy_module
 
@@ -495,13 +495,11 @@ def _derivation(fam_p, p, fam_q, q, statistics, values, finite, hows) -> Derivat
     chain.step(lambda previous: _with_infinity(_tidy(previous), finite),
                "collect terms" + ("; +oo where the KL diverges (" + sp.sstr(sp.Not(finite)) + ")" if infinite else ""))
     coincide = _coincidence(fam_p, p, fam_q, q) if builtin else None
-    exact = EXACT[fam_p.name, fam_q.name](p, q) if (fam_p.name, fam_q.name) in EXACT else {}
     if coincide is None:
         chain.stable(lambda previous: _with_infinity(in_library_functions(_finite(previous)), finite),
                      "evaluated with scipy.special's functions")
     else:
-        chain.stable(lambda previous: _with_infinity(_near_equal(name, p_args + q_args, _finite(previous), coincide,
-                                                                 exact),
+        chain.stable(lambda previous: _with_infinity(_near_equal(name, p_args + q_args, _finite(previous), coincide),
                                                      finite),
                      f"where every parameter difference from P = Q is below {NEAR} of its unit, the Taylor "
                      f"series of the closed form through order {SERIES_ORDER - 1} in the exact differences "
@@ -556,29 +554,37 @@ def _same_in(p, symbols, name):
     return p.get(name, symbols[name])
 
 
-def _near_equal(name, params, closed, coincide, exact=None):
+def _near_equal(name, params, closed, coincide):
     """The closed form near P = Q: a branch evaluating its Taylor series in the exact parameter
     differences. The series is a function of its own (``<name>_near``) whose meaning is the
     closed form, resting on a lemma: the closed form's Taylor coefficients through order
     SERIES_ORDER - 1, differentiated by mpmath (not by the series' recurrences), are the
     series'. What the truncation leaves, ~NEAR^(SERIES_ORDER - 2) relative, the accuracy check
-    against 50 digits measures."""
+    against 50 digits measures.
+
+    A term t log t whose t vanishes at P = Q (a Uniform's low log(low) against a Beta) is not
+    analytic there; it enters the series as a variable of its own, the closed form being a
+    polynomial in it, and the branch evaluates it as scipy's xlogy(t, t), accurate at any t."""
     values, units = coincide
-    exact = exact or {}
+    values = dict(values)
     epsilon = sp.Symbol("epsilon", positive=True)
-    # Parameters the branch needs exactly at their values (Uniform's ends against a Beta): the
-    # series is of the closed form there, where x log x at x = 0 is its limit, 0.
-    closed_there = closed.xreplace(exact).replace(
-        lambda e: isinstance(e, xlogy) and e.args[0].is_number,
-        lambda e: sp.Integer(0) if e.args[0] == 0 else e.args[0] * sp.log(e.args[1]))
+    singular = {atom: sp.Dummy(f"xlogx_{index}", real=True)
+                for index, atom in enumerate(sorted(closed.atoms(xlogy), key=sp.default_sort_key))
+                if atom.args[0] == atom.args[1] and atom.args[0].xreplace(values) == 0}
+    # The other x log x terms are analytic at P = Q: their meaning goes into the series.
+    closed_there = closed.xreplace(singular).replace(lambda e: isinstance(e, xlogy),
+                                                                lambda e: e.args[0] * sp.log(e.args[1]))
+    parameters = list(values)
+    values.update({variable: sp.Integer(0) for variable in singular.values()})
     deltas = {symbol: sp.Dummy(f"d_{symbol.name}", real=True) for symbol in values}
     along = {symbol: values[symbol] + epsilon * deltas[symbol] for symbol in values}
     series = _series(closed_there.xreplace(along), epsilon)
     if series.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
-        # Not analytic where P = Q (x log x at an end of a support): no series branch.
+        # Not analytic where P = Q: no series branch.
         return in_library_functions(closed)
-    printed = series.subs(epsilon, 1).xreplace({deltas[symbol]: parameter_difference(symbol, values[symbol])
-                                               for symbol in values})
+    printed = series.subs(epsilon, 1).xreplace(
+        {**{deltas[symbol]: parameter_difference(symbol, values[symbol]) for symbol in parameters},
+         **{deltas[variable]: atom for atom, variable in singular.items()}})
     agreement = Lemma(f"{name}: the closed form's Taylor coefficients about P = Q through order "
                       f"{SERIES_ORDER - 1}, differentiated numerically at 60 digits at two rational points, "
                       "are the series' to 25 digits",
@@ -590,8 +596,8 @@ def _near_equal(name, params, closed, coincide, exact=None):
         numpy=lambda *values_: in_library_functions(printed).xreplace(dict(zip(arguments, values_))),
         lemmas=[agreement], real=True,
         doc=f"{name} near P = Q by its Taylor series through order {SERIES_ORDER - 1}.")
-    near = sp.And(*[sp.Eq(symbol, value) for symbol, value in exact.items()],
-                  *[sp.Abs(parameter_difference(symbol, values[symbol])) < NEAR * units[symbol] for symbol in values])
+    near = sp.And(*[sp.Abs(parameter_difference(symbol, values[symbol])) < NEAR * units[symbol]
+                    for symbol in parameters])
     return sp.Piecewise((near_function(*arguments), near), (in_library_functions(closed), True))
 
 
