@@ -151,3 +151,11 @@ def test_no_threads_for_small_inputs_and_none_with_one_thread():
     single = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                             env={**__import__("os").environ, "SYMGEN_NUM_THREADS": "1"}).stdout.split()
     assert single == ["0", "0"]
+
+
+def test_arguments_that_do_not_broadcast_get_the_formulas_own_message():
+    with pytest.raises(ValueError) as unblocked_error:
+        symgen.formulas.kl_std_normal.unblocked(np.zeros(3), np.zeros(2))
+    with pytest.raises(ValueError) as blocked_error:
+        symgen.formulas.kl_std_normal(np.zeros(3), np.zeros(2))
+    assert str(blocked_error.value) == str(unblocked_error.value)

@@ -122,7 +122,10 @@ def elementwise(formula):
         count = threads()
         if count == 1 or getattr(_inside, "active", False):
             return formula(*arguments, validate=validate)
-        flat, shape, size = _flat_arguments(arguments)
+        try:
+            flat, shape, size = _flat_arguments(arguments)
+        except ValueError:   # shapes that do not broadcast: the formula's checks say which
+            return formula(*arguments, validate=validate)
         if flat is None or size < PARALLEL_FROM:
             return formula(*arguments, validate=validate)
         first = formula(*_block(flat, 0, BLOCK), validate=validate)
