@@ -1081,7 +1081,7 @@ def generated_files() -> dict[str, str]:
     """symgen/kl_pairs/: a module per P family with the closed-form pairs' NumPy functions,
     and an __init__ with the table (status, reason, arguments, module) that ``symgen.kl``
     reads without loading SymPy."""
-    from .printer import HEADER, module_source  # noqa: F401
+    from .printer import module_source
 
     files, rows = {}, []
     by_p: dict = {}
