@@ -17,6 +17,12 @@ contenders taking turns in each round (best round counts):
 
 Targets (issue 18): symgen within 2x the floor, <= 0.6x naive, <= 0.8x torch; validation
 <= 1.15x the same call without.
+
+Then the batched matrix formulas, batch 10^4 at d = 8 and d = 64: ``kl_mvn`` and
+``score_mvn`` of NumPy split along the batch across the threads (``blocked.over_batch``),
+the same function in one call (``.unblocked``), symgen.torch's, and torch's own
+(``kl_divergence`` of two ``MultivariateNormal(covariance_matrix=...)``; the score as the
+autograd of ``MultivariateNormal.log_prob``). Target: <= 1.0x torch.
 """
 from __future__ import annotations
 
@@ -30,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import best_times, table  # noqa: E402
-from formulas import TORCH_BASELINES, naive_numpy, scalar_inputs, torch  # noqa: E402
+from formulas import TORCH_BASELINES, naive_numpy, random_covariances, scalar_inputs, td, torch  # noqa: E402
 
 import symgen  # noqa: E402
 from symgen.engine.printer import elementwise  # noqa: E402
@@ -76,11 +82,56 @@ def rows_for(name, size, rng, repeat):
              f"{fast / torch_time[0]:.2f}" if has_torch else "", f"{checked / fast:.2f}")]
 
 
+def matrix_rows(d, batch, rng, repeat):
+    """kl_mvn and score_mvn at batch x d: NumPy split across threads, unsplit, symgen.torch,
+    torch; times in ms, ratios against torch."""
+    from symgen.numerics import gaussian, scores
+    loc_p, loc_q = rng.normal(size=(batch, d)), rng.normal(size=(batch, d))
+    cov_p, cov_q = random_covariances(rng, batch, d), random_covariances(rng, batch, d)
+    arrays = {"kl_mvn": (loc_p, cov_p, loc_q, cov_q), "score_mvn": (loc_p, loc_q, cov_q)}
+    numpy_functions = {"kl_mvn": gaussian.kl_mvn, "score_mvn": scores.score_mvn}
+    rows = []
+    for name, arguments in arrays.items():
+        function = numpy_functions[name]
+        calls = [lambda: function(*arguments, validate=False), lambda: function(*arguments),
+                 lambda: function.unblocked(*arguments, validate=False)]
+        if torch is not None:
+            import symgen.torch as symgen_torch
+            tensors = [torch.from_numpy(array) for array in arguments]
+            calls += [lambda: getattr(symgen_torch, name)(*tensors, validate=False),
+                      lambda: TORCH_MATRIX[name](*tensors)]
+        fast, checked, whole, *torch_times = best_times(calls, repeat=repeat)
+        ms = lambda seconds: f"{seconds * 1e3:.1f}"  # noqa: E731
+        ours_torch, theirs = torch_times or (float("nan"), float("nan"))
+        rows.append((name, f"{batch:.0e} x {d}", ms(fast), ms(checked), ms(whole), ms(ours_torch),
+                     ms(theirs), f"{fast / theirs:.2f}", f"{ours_torch / theirs:.2f}",
+                     f"{checked / fast:.2f}"))
+    return rows
+
+
+def torch_score_mvn(x, loc, cov):
+    x = x.detach().requires_grad_(True)
+    td.MultivariateNormal(loc, covariance_matrix=cov).log_prob(x).sum().backward()
+    return x.grad
+
+
+TORCH_MATRIX = {
+    "kl_mvn": lambda loc_p, cov_p, loc_q, cov_q: td.kl_divergence(
+        td.MultivariateNormal(loc_p, covariance_matrix=cov_p), td.MultivariateNormal(loc_q, covariance_matrix=cov_q)),
+    "score_mvn": torch_score_mvn,
+}
+MATRIX_HEADER = ("formula", "batch x d", "numpy", "+validate", "numpy unsplit", "symgen.torch", "torch",
+                 "numpy/torch", "symgen.torch/torch", "validate/plain")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--only", nargs="*", default=None, help="these formulas only")
+    parser.add_argument("--dimensions", type=int, nargs="*", default=[8, 64],
+                        help="d of the kl_mvn / score_mvn rows (none: skip them)")
+    parser.add_argument("--batch", type=int, default=10_000)
     arguments = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     names = [name for name in symgen.derivations() if elementwise(symgen.derivation(name))
@@ -95,7 +146,12 @@ def main(argv=None):
           f"(block {blocked.BLOCK}, from {blocked.PARALLEL_FROM} entries), "
           + (f"torch {torch.__version__} with {torch.get_num_threads()} threads" if torch else "no torch")
           + "; times in ms")
-    print(table(rows, HEADER))
+    if rows:
+        print(table(rows, HEADER))
+    matrix = [row for d in arguments.dimensions
+              for row in matrix_rows(d, arguments.batch, rng, max(3, arguments.repeat // 2))]
+    if matrix:
+        print(table(matrix, MATRIX_HEADER))
 
 
 HEADER = ("formula", "size", "floor", "naive", "unblocked", "symgen", "+validate", "torch",

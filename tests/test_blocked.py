@@ -11,7 +11,7 @@ import pytest
 import symgen
 import symgen.formulas
 from symgen.engine import api
-from symgen.numerics import blocked
+from symgen.numerics import blocked, gaussian, scores
 
 # Small blocks here, so that a test array of 30k entries has several blocks per thread and a
 # ragged last one: the logic is the same as at the default sizes (BLOCK, PARALLEL_FROM).
@@ -23,6 +23,7 @@ SIZE = 7 * TEST_BLOCK + 1234
 def small_blocks(monkeypatch):
     monkeypatch.setattr(blocked, "BLOCK", TEST_BLOCK)
     monkeypatch.setattr(blocked, "PARALLEL_FROM", TEST_PARALLEL_FROM)
+    monkeypatch.setattr(blocked, "ALWAYS_PARALLEL_FROM", TEST_PARALLEL_FROM)
 
 
 def blocked_formulas():
@@ -142,7 +143,7 @@ def test_no_threads_for_small_inputs_and_none_with_one_thread():
         "small = np.ones(blocked.PARALLEL_FROM - 1)\n"
         "symgen.kl_normal(small, small, small, small)\n"
         "print(pool())\n"
-        "large = np.ones(2 * blocked.PARALLEL_FROM)\n"
+        "large = np.ones(blocked.ALWAYS_PARALLEL_FROM)\n"
         "symgen.kl_normal(large, large, large, large)\n"
         "print(pool())\n")
     counts = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
@@ -153,9 +154,75 @@ def test_no_threads_for_small_inputs_and_none_with_one_thread():
     assert single == ["0", "0"]
 
 
+def test_between_the_thresholds_threads_only_for_a_formula_measured_costly(monkeypatch):
+    monkeypatch.setattr(blocked, "_threads", 2)
+    monkeypatch.setattr(blocked, "ALWAYS_PARALLEL_FROM", 4 * SIZE)
+    arguments = domain_arrays("kl_normal", SIZE)
+    started = []
+    monkeypatch.setattr(blocked, "_executor", lambda count: started.append(count) or blocked.ThreadPoolExecutor(count))
+    function = symgen.formulas.kl_normal
+    for cost, threaded in ((float("inf"), False), (0.0, True)):
+        monkeypatch.setattr(blocked, "PARALLEL_COST_NS", cost)
+        started.clear()
+        function.cost_ns[0] = None         # not yet measured at this size
+        first, second = function(*arguments), function(*arguments)
+        assert function.cost_ns[0] > 0   # measured on the first call of the size, made whole
+        assert same(first, second) and same(first, function.unblocked(*arguments))
+        assert bool(started) is threaded
+    function.cost_ns[0] = None
+
+
 def test_arguments_that_do_not_broadcast_get_the_formulas_own_message():
     with pytest.raises(ValueError) as unblocked_error:
         symgen.formulas.kl_std_normal.unblocked(np.zeros(3), np.zeros(2))
     with pytest.raises(ValueError) as blocked_error:
         symgen.formulas.kl_std_normal(np.zeros(3), np.zeros(2))
     assert str(blocked_error.value) == str(unblocked_error.value)
+
+
+# The batched matrix formulas, split along the leading batch axis (blocked.over_batch).
+
+def covariances(rng, shape, d):
+    factor = rng.normal(size=shape + (d, d))
+    return factor @ np.swapaxes(factor, -1, -2) + 0.5 * np.eye(d)
+
+
+@pytest.mark.parametrize("d, batch", [(1, (9,)), (3, (37,)), (8, (7, 5)), (30, (7,))])
+def test_batched_matrix_formulas_are_bit_identical_to_one_call(d, batch, monkeypatch):
+    monkeypatch.setattr(blocked, "_threads", 3)
+    monkeypatch.setattr(blocked, "BATCH_WORK_FROM", 1)
+    rng = np.random.default_rng(d)
+    loc_p, loc_q = rng.normal(size=batch + (d,)), rng.normal(size=batch + (d,))
+    cov_p, cov_q = covariances(rng, batch, d), covariances(rng, batch, d)
+    near = cov_p.copy()
+    near[..., 0, 0] *= 1 + 1e-12          # entries on the near-agreement route too
+    kl, score = gaussian.kl_mvn, scores.score_mvn
+    calls = [
+        (kl, (loc_p, cov_p, loc_q, cov_q)),
+        (kl, (loc_p, near, loc_p, cov_p)),
+        (kl, (loc_p, cov_p[0], loc_q, cov_q)),             # one covariance shared by the batch
+        (kl, (loc_p[:1], cov_p, loc_q, cov_q[:1])),         # broadcast along the leading axis
+        (score, (loc_p, loc_q, cov_q)),
+        (score, (loc_p.astype(np.float32), loc_q[0].astype(np.float32), cov_q.astype(np.float32))),
+    ]
+    for function, arguments in calls:
+        assert blocked._batch_plan(arguments, (1, 1, 2) if function is score else (1, 2, 1, 2), 3)
+        assert same(function(*arguments), function.unblocked(*arguments))
+
+
+def test_batched_matrix_formulas_split_only_large_work_and_name_bad_arguments(monkeypatch):
+    monkeypatch.setattr(blocked, "_threads", 2)
+    rng = np.random.default_rng(1)
+    loc, cov = rng.normal(size=(64, 4)), covariances(rng, (64,), 4)
+    assert blocked._batch_plan([loc, cov, loc, cov], (1, 2, 1, 2), 2) is None   # 64 * 4^3 units
+    monkeypatch.setattr(blocked, "BATCH_WORK_FROM", 1)
+    plan = blocked._batch_plan([loc, cov[0], loc[:1], cov], (1, 2, 1, 2), 2)
+    assert [sliced for _, sliced in plan] == [True, False, False, True]
+    bad = cov.copy()
+    bad[50] = -np.eye(4)                 # in the second thread's part
+    for arguments, name in (((loc, cov, loc, bad), "cov_q"), ((loc, bad, loc, cov), "cov_p")):
+        with pytest.raises(ValueError) as unblocked_error:
+            gaussian.kl_mvn.unblocked(*arguments)
+        with pytest.raises(ValueError) as blocked_error:
+            symgen.kl_mvn(*arguments)
+        assert str(blocked_error.value) == str(unblocked_error.value) and name in str(blocked_error.value)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from symgen.numerics import blocked
 from symgen.numerics.stable import log1pmx
 from symgen.numerics.validate import (
     broadcast_shape,
@@ -30,6 +31,7 @@ from symgen.numerics.validate import (
 STABLE_ROUTE_FRACTION = 0.05
 
 
+@blocked.over_batch(1, 2, 1, 2)
 def kl_mvn(loc_p, cov_p, loc_q, cov_q, *, validate=True, function="kl_mvn"):
     r"""KL divergence between multivariate normals, KL(N(loc_p, cov_p) || N(loc_q, cov_q)).
 

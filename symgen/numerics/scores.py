@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from symgen.numerics import blocked
 from symgen.numerics.validate import broadcast_shape, check_finite, check_symmetric, fail, float_dtype
 
 # The residual of one refinement step is formed in a wider type, so the refined
@@ -11,6 +12,7 @@ from symgen.numerics.validate import broadcast_shape, check_finite, check_symmet
 _WIDER = {np.dtype(np.float32): np.float64, np.dtype(np.float64): np.longdouble}
 
 
+@blocked.over_batch(1, 1, 2)
 def score_mvn(x, loc, cov, *, validate=True, function="score_mvn"):
     r"""Score of a multivariate normal: the gradient of its log density in x.
 

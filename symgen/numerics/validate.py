@@ -61,11 +61,15 @@ def check_positive(function: str, name: str, values: np.ndarray) -> None:
 
 def check_interval(function: str, name: str, values: np.ndarray, low: float, high: float,
                    low_closed: bool, high_closed: bool) -> None:
-    check_finite(function, name, values)
+    # Within finite bounds the extremes alone settle it: min and max propagate a NaN, and an
+    # infinity lies outside (two passes, not a finiteness sum as well).
+    if not (np.isfinite(low) and np.isfinite(high)):
+        check_finite(function, name, values)
     smallest, largest = _extremes(values)
     if values.size == 0 or ((smallest >= low if low_closed else smallest > low)
                             and (largest <= high if high_closed else largest < high)):
         return
+    check_finite(function, name, values)
     above = values >= low if low_closed else values > low
     below = values <= high if high_closed else values < high
     bad = ~(above & below)
