@@ -226,3 +226,16 @@ def test_batched_matrix_formulas_split_only_large_work_and_name_bad_arguments(mo
         with pytest.raises(ValueError) as blocked_error:
             symgen.kl_mvn(*arguments)
         assert str(blocked_error.value) == str(unblocked_error.value) and name in str(blocked_error.value)
+
+
+def test_the_readme_and_the_architecture_page_state_the_thresholds_in_force(monkeypatch):
+    from pathlib import Path
+    monkeypatch.undo()                    # the module's own values, not the small test blocks
+    root = Path(__file__).resolve().parents[1]
+    power = lambda value: f"2^{value.bit_length() - 1}"  # noqa: E731
+    for page in (root / "README.md", root / "docs" / "architecture.md"):
+        text = " ".join(page.read_text().split())
+        assert f"blocks of {blocked.BLOCK}" in text
+        assert f"from {power(blocked.PARALLEL_FROM)}" in text and f"from {power(blocked.ALWAYS_PARALLEL_FROM)}" in text
+        assert f"{blocked.PARALLEL_COST_NS} ns per entry" in text
+        assert f"from {power(blocked.BATCH_WORK_FROM)} batch entries x d^3" in text
