@@ -239,3 +239,24 @@ def test_the_readme_and_the_architecture_page_state_the_thresholds_in_force(monk
         assert f"from {power(blocked.PARALLEL_FROM)}" in text and f"from {power(blocked.ALWAYS_PARALLEL_FROM)}" in text
         assert f"{blocked.PARALLEL_COST_NS} ns per entry" in text
         assert f"from {power(blocked.BATCH_WORK_FROM)} batch entries x d^3" in text
+
+
+def test_a_forked_child_gets_a_pool_of_its_own():
+    """A process forked after the pool started (a DataLoader worker) has the pool object but
+    none of its threads; its blocked calls must start threads of their own, not wait forever."""
+    script = (
+        "import os, sys, numpy as np, symgen\n"
+        "from symgen.numerics import blocked\n"
+        "large = np.ones(blocked.ALWAYS_PARALLEL_FROM)\n"
+        "symgen.kl_normal(large, large, large, large)\n"
+        "assert blocked._pool is not None\n"
+        "child = os.fork()\n"
+        "if child == 0:\n"
+        "    import signal; signal.alarm(60)  # a hung child ends itself\n"
+        "    value = symgen.kl_normal(large, large, large, large)\n"
+        "    os._exit(0 if value.shape == large.shape and blocked._pool is not None else 3)\n"
+        "_, status = os.waitpid(child, 0)\n"
+        "print(os.waitstatus_to_exitcode(status))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env={**__import__("os").environ, "SYMGEN_NUM_THREADS": "2"})
+    assert result.stdout.split() == ["0"], result.stderr

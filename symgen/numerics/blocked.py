@@ -100,6 +100,17 @@ def set_threads(count: int | None) -> None:
         _threads = None if count is None else int(count)
 
 
+def _forget_the_pool_in_a_child() -> None:
+    """After fork the child has the pool object but none of its threads (a DataLoader
+    worker, say): work submitted to it would wait forever, so the child starts its own."""
+    global _pool, _pool_threads, _lock
+    _pool, _pool_threads, _lock = None, 0, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_the_pool_in_a_child)
+
+
 def _executor(count: int) -> ThreadPoolExecutor:
     global _pool, _pool_threads
     with _lock:
