@@ -4,19 +4,22 @@ NumPy evaluates ``0.5 * (a - b) ** 2 / c`` one operation at a time over the whol
 every temporary of a million float64 goes out to memory and comes back, and only one core
 works. A formula that is elementwise gives the same numbers when it is evaluated on any
 slice of its (broadcast) arguments, so it can be cut into blocks of BLOCK entries, whose
-temporaries stay in the cache, and the blocks shared among threads (NumPy releases the GIL
-inside its ufuncs). Each entry goes through the same operations as in one call over the
+temporaries (1 MB each) mostly stay in the caches, and the blocks shared among threads
+(NumPy releases the GIL inside its ufuncs). Each entry goes through the same operations as in one call over the
 whole array, so the result is bit for bit the same.
 
 Threads are used only from PARALLEL_FROM entries: below that, waking them costs more than
 they give, and the formula is called as it is. Up to ALWAYS_PARALLEL_FROM entries they are
 used only for a formula that costs at least PARALLEL_COST_NS per entry, as measured on its
 own first call of that size (evaluated whole); a cheap formula there is bound by memory,
-and the copy of each block into the result costs what the second core saves. The number of threads is
-``$SYMGEN_NUM_THREADS`` if set, else the cores this process may run on; :func:`set_threads`
-changes it. Calls from several threads at once share one pool; a blocked formula called
-from inside a block (a formula built from another) runs that inner call directly, so the
-pool never waits on itself.
+and the copy of each block into the result costs what the second core saves.
+
+The number of threads is ``$SYMGEN_NUM_THREADS`` if set, else the cores this process may
+run on; :func:`set_threads` changes it. The calling thread sweeps its share of the blocks
+while the pool's threads sweep theirs. Calls from several threads at once share one pool; a
+blocked formula called from inside a block (a formula built from another) runs that inner
+call directly, so the pool never waits on itself; a forked child (a data-loading worker)
+starts a pool of its own.
 
 Validation runs inside the same pass, block by block. When a block finds a bad argument,
 the checks are run again over the whole arrays, so the error names the same argument and
