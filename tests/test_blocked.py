@@ -159,7 +159,8 @@ def test_between_the_thresholds_threads_only_for_a_formula_measured_costly(monke
     monkeypatch.setattr(blocked, "ALWAYS_PARALLEL_FROM", 4 * SIZE)
     arguments = domain_arrays("kl_normal", SIZE)
     started = []
-    monkeypatch.setattr(blocked, "_executor", lambda count: started.append(count) or blocked.ThreadPoolExecutor(count))
+    pool = blocked._executor
+    monkeypatch.setattr(blocked, "_executor", lambda count: started.append(count) or pool(count))
     function = symgen.formulas.kl_normal
     for cost, threaded in ((float("inf"), False), (0.0, True)):
         monkeypatch.setattr(blocked, "PARALLEL_COST_NS", cost)
