@@ -28,6 +28,9 @@ from symgen.engine.runner import formula_function  # noqa: E402
 try:
     import torch
     import torch.distributions as td
+    # The baselines as fast as torch.distributions goes: without its argument checks (by
+    # default it checks them, e.g. a Cholesky to prove a covariance positive definite).
+    td.Distribution.set_default_validate_args(False)
 except ImportError:  # torch is an optional reference
     torch = None
 
