@@ -53,10 +53,11 @@ PARALLEL_FROM = 1 << 18
 ALWAYS_PARALLEL_FROM = 1 << 20
 #: Between the two, threads are used for a formula whose whole call took at least this many
 #: nanoseconds per entry. At 10^6 entries on the 2-core machine of the README's Speed
-#: section, formulas above ~4.5 ns gained (kl_normal 8.5 -> 7.8 ms, linear_flow_logpdf_2d
-#: 23 -> 13 ms) and the cheaper ones lost (diffusion_marginal 2.1 -> 2.9 ms, kl_std_normal
-#: 4.4 -> 5.1 ms).
-PARALLEL_COST_NS = 4.5
+#: section, with threads for every formula, those from ~3 ns on gained (score_diffusion 3.2
+#: ns per entry: 3.16 -> 2.51 ms, affine_flow_logpdf 4.4: 4.39 -> 3.52 ms, linear_flow_logpdf_2d
+#: 23 -> 13 ms) and the cheaper ones lost or broke even (diffusion_min_snr_weight 2.7: 2.74 ->
+#: 3.27 ms, diffusion_marginal 1.8: 1.83 -> 4.83 ms, score_normal 1.9: 1.92 -> 1.90 ms).
+PARALLEL_COST_NS = 3.0
 
 #: A batched matrix formula is split among the threads from this many batch entries times
 #: d^3 (the order of its factorizations' work): kl_mvn at batch 10^4 took 18.3 ms at d = 8
