@@ -1,10 +1,7 @@
 """Matrix-valued Gaussian formulas, in NumPy only (``from symgen import kl_mvn`` loads this).
 
-NumPy has no batched triangular solve, so Cholesky factors are applied with
-``np.linalg.solve`` (LU with partial pivoting on the triangular factor): backward
-stable, batched in C, and timed within ~20% of a blocked NumPy triangular solve at
-batch 10^4 x d = 64 — not worth the extra code. A factor shared by the whole batch
-is factored once (see :func:`_solve_lower`).
+Cholesky factors are applied by :class:`symgen.numerics.triangular.CholeskySolver`
+(NumPy has no batched triangular solve).
 """
 from __future__ import annotations
 
@@ -12,6 +9,7 @@ import numpy as np
 
 from symgen.numerics import blocked
 from symgen.numerics.stable import log1pmx
+from symgen.numerics.triangular import CholeskySolver
 from symgen.numerics.validate import (
     broadcast_shape,
     check_finite,
@@ -86,14 +84,8 @@ def kl_mvn(loc_p, cov_p, loc_q, cov_q, *, validate=True, function="kl_mvn"):
 
     d = loc_p.shape[-1]
     batch = np.broadcast_shapes(loc_p.shape[:-1], cov_p.shape[:-2], loc_q.shape[:-1], cov_q.shape[:-2])
-    # One solve gives both A = L_q^-1 L_p and delta = L_q^-1 (mu_p - mu_q).
-    right_sides = np.concatenate(
-        [np.broadcast_to(chol_p, batch + (d, d)),
-         np.broadcast_to((loc_p - loc_q)[..., None], batch + (d, 1))],
-        axis=-1,
-    )
-    solved = _solve_lower(chol_q, right_sides)
-    whitened_chol_p, whitened_loc_diff = solved[..., :d], solved[..., d]
+    whitened_chol_p, whitened_loc_diff = _whiten_factor_and_vector(
+        chol_q, np.broadcast_to(chol_p, batch + (d, d)), np.broadcast_to(loc_p - loc_q, batch + (d,)))
 
     covariance_term, scale = _direct_covariance_term(chol_p, chol_q, whitened_chol_p)
     location_term = np.array(np.einsum("...i,...i->...", whitened_loc_diff, whitened_loc_diff))
@@ -156,45 +148,23 @@ def _cholesky_residual(chol, cov):
     return (cov - high @ np.swapaxes(high, -1, -2)) - (cross + np.swapaxes(cross, -1, -2))
 
 
-# Up to this dimension a batch of triangular systems is solved faster by substitution,
-# a row at a time across the whole batch, than by NumPy's LU solver matrix by matrix
-# (which also factors what is already triangular): 8.4 against 19 ms for 10^4 systems
-# at d = 8, 143 against 162 ms at d = 24; at d = 32 LU is as fast.
-_SUBSTITUTION_UP_TO = 24
-
-
-def _solve_lower(lower, right_sides):
-    """``lower^-1 right_sides`` for a Cholesky factor, broadcasting over batch dimensions."""
-    if lower.ndim == 2 and right_sides.ndim > 2:
-        # One factor shared by the whole batch: fold the batch into right-hand-side
-        # columns so LAPACK factors it once instead of once per batch entry.
-        d, columns = right_sides.shape[-2:]
-        folded = np.moveaxis(right_sides, -2, 0).reshape(d, -1)
-        solved = np.linalg.solve(lower, folded).reshape((d,) + right_sides.shape[:-2] + (columns,))
-        return np.moveaxis(solved, 0, -2)
-    if lower.ndim > 2 and lower.shape[-1] <= _SUBSTITUTION_UP_TO:
-        return _forward_substitution(lower, right_sides)
-    return np.linalg.solve(lower, right_sides)
-
-
-def _forward_substitution(lower, right_sides):
-    """Row i of the solution is (row i of right_sides - lower[i, :i] @ rows :i) / lower[i, i],
-    each step for every batch entry at once (the order of LAPACK's trsv: backward stable)."""
-    shape = np.broadcast_shapes(lower.shape[:-2], right_sides.shape[:-2]) + right_sides.shape[-2:]
-    solution = np.empty(shape, dtype=np.result_type(lower, right_sides))
-    for i in range(lower.shape[-1]):
-        row = right_sides[..., i, :]
-        if i:
-            row = row - np.einsum("...j,...jk->...k", lower[..., i, :i], solution[..., :i, :])
-        solution[..., i, :] = row / lower[..., i, i, None]
-    return solution
+def _whiten_factor_and_vector(chol_q, chol_p, vector):
+    """A = L_q^-1 L_p (lower triangular, as L_p is) and L_q^-1 vector."""
+    d = chol_q.shape[-1]
+    solver = CholeskySolver(chol_q)
+    if solver.by_rows:
+        # A row at a time: one sweep for both, the vector a last column.
+        solved = solver.solve(np.concatenate([chol_p, vector[..., None]], axis=-1))
+        return solved[..., :d], solved[..., d]
+    return solver.solve(chol_p, lower_triangular=True), solver.solve(vector[..., None])[..., 0]
 
 
 def _whiten(lower, symmetric):
     """``lower^-1 symmetric lower^-T``, symmetrized."""
-    half = _solve_lower(lower, symmetric)
+    solver = CholeskySolver(lower)
+    half = solver.solve(symmetric)
     # lower^-1 (lower^-1 S)^T = lower^-1 S lower^-T when S is symmetric.
-    whitened = _solve_lower(lower, np.swapaxes(half, -1, -2))
+    whitened = solver.solve(np.swapaxes(half, -1, -2))
     return 0.5 * (whitened + np.swapaxes(whitened, -1, -2))
 
 
@@ -214,7 +184,7 @@ def _batch_subset(array, batch, mask):
     """The entries of a matrix-valued ``array`` (broadcast to ``batch``) where ``mask`` holds.
 
     An array without batch dimensions is returned as is, so it keeps broadcasting
-    (and :func:`_solve_lower` factors it once).
+    (and :class:`CholeskySolver` solves with it once).
     """
     if array.ndim == 2:
         return array
