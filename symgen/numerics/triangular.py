@@ -29,31 +29,41 @@ BLOCK_ROWS = 8
 class CholeskySolver:
     """Solves ``L X = B`` and ``L^T X = B`` for lower-triangular factors ``L`` (..., d, d) with
     a positive diagonal and right sides ``B`` (..., d, m); batch dimensions broadcast.
-    Whatever the solves need of ``L`` is computed once, at construction."""
+    What the blocked solves need of ``L`` is computed once, on first use."""
 
     def __init__(self, lower: np.ndarray):
         self.lower = lower
-        self.d = lower.shape[-1]
         self.shared = lower.ndim == 2
-        self.by_rows = not self.shared and self.d <= ROWS_UP_TO
-        self.inverses = None if self.shared or self.by_rows else _inverted_diagonal_blocks(lower)
+        self.by_rows = not self.shared and lower.shape[-1] <= ROWS_UP_TO
+        self._inverses = None
+
+    def _rows_for(self, right_sides):
+        # One column is solved a row at a time at any d: the row steps are then cheap
+        # (d = 64, batch 10^4: 62 ms forward, 90 ms backward), and inverting the diagonal
+        # blocks (116 ms) would cost more than it saves.
+        return self.by_rows or right_sides.shape[-1] == 1
+
+    def _blocks(self):
+        if self._inverses is None:
+            self._inverses = _inverted_diagonal_blocks(self.lower)
+        return self._inverses
 
     def solve(self, right_sides: np.ndarray, lower_triangular: bool = False) -> np.ndarray:
         """``L^-1 B``. ``lower_triangular=True`` promises a ``B`` that is zero above the
         diagonal; then so is the solution, and only its lower part is computed."""
         if self.shared:
             return _solve_shared(self.lower, right_sides)
-        if self.by_rows:
+        if self._rows_for(right_sides):
             return _rows_forward(self.lower, right_sides)
-        return _blocks_forward(self.lower, self.inverses, right_sides, lower_triangular)
+        return _blocks_forward(self.lower, self._blocks(), right_sides, lower_triangular)
 
     def solve_transposed(self, right_sides: np.ndarray) -> np.ndarray:
         """``L^-T B``."""
         if self.shared:
             return _solve_shared(self.lower.T, right_sides)
-        if self.by_rows:
+        if self._rows_for(right_sides):
             return _rows_backward(self.lower, right_sides)
-        return _blocks_backward(self.lower, self.inverses, right_sides)
+        return _blocks_backward(self.lower, self._blocks(), right_sides)
 
 
 def _solution(lower, right_sides, zeros=False):
@@ -86,15 +96,14 @@ def _rows_forward(lower, right_sides):
 
 
 def _rows_backward(lower, right_sides):
-    """``L^T X = B`` from the last row up: row i of X is (row i of B - L[i+1:, i]^T X[i+1:])
-    / L[i, i]."""
-    d = lower.shape[-1]
+    """``L^T X = B`` from the last row up: X[i] = B'[i] / L[i, i], then B'[:i] -= L[i, :i]^T X[i]
+    (row i of L, read contiguously; a column of L would be read with a stride)."""
     solution = _solution(lower, right_sides)
-    for i in range(d - 1, -1, -1):
-        row = right_sides[..., i, :]
-        if i < d - 1:
-            row = row - np.einsum("...j,...jk->...k", lower[..., i + 1:, i], solution[..., i + 1:, :])
-        solution[..., i, :] = row / lower[..., i, i, None]
+    solution[...] = right_sides
+    for i in range(lower.shape[-1] - 1, -1, -1):
+        solution[..., i, :] /= lower[..., i, i, None]
+        if i:
+            solution[..., :i, :] -= lower[..., i, :i, None] * solution[..., i, None, :]
     return solution
 
 
