@@ -11,7 +11,7 @@ import pytest
 import symgen
 import symgen.formulas
 from symgen.engine import api
-from symgen.numerics import blocked, gaussian, scores
+from symgen.numerics import blocked, gaussian, scores, stable
 
 # Small blocks here, so that a test array of 30k entries has several blocks per thread and a
 # ragged last one: the logic is the same as at the default sizes (BLOCK, PARALLEL_FROM).
@@ -96,6 +96,79 @@ def test_a_bad_argument_in_a_late_block_is_named_as_an_unblocked_call_names_it(m
         symgen.formulas.kl_normal(*arguments)
     assert str(blocked_error.value) == str(unblocked_error.value)
     assert "scale_p" in str(blocked_error.value)
+
+
+def near_equal_normals(size, seed=0):
+    """kl_normal arguments of which about a third take its stable branch (KL < 0.01)."""
+    rng = np.random.default_rng(seed)
+    loc_p, scale_p = rng.standard_normal(size), np.exp(rng.uniform(-2, 2, size))
+    near = rng.random(size) < 1 / 3
+    loc_q = np.where(near, loc_p + 1e-3 * scale_p * rng.standard_normal(size), rng.standard_normal(size))
+    scale_q = np.where(near, scale_p * (1 + 1e-3 * rng.standard_normal(size)), np.exp(rng.uniform(-2, 2, size)))
+    return [loc_p, scale_p, loc_q, scale_q]
+
+
+def test_the_refinements_of_all_blocks_are_made_in_one_call_at_the_end(monkeypatch):
+    monkeypatch.setattr(blocked, "_threads", 2)
+    arguments = near_equal_normals(SIZE)
+    made = []
+    original = stable.make_refinements
+    monkeypatch.setattr(stable, "make_refinements",
+                        lambda refinements, outputs: (made.append(list(refinements)), original(refinements, outputs)))
+    calls = []
+    original_log1pmx = stable.log1pmx
+    monkeypatch.setattr(stable, "log1pmx", lambda u, *rest: (calls.append(len(u)), original_log1pmx(u, *rest))[1])
+    kl = symgen.formulas.kl_normal
+    result = kl(*arguments, validate=False)
+    # The branch ran once, on the entries of every block (the probe and each block collected
+    # theirs), and the values are those of one call over the whole arrays.
+    [refinements] = made
+    assert len({refinement.function.__code__ for refinement, _ in refinements}) == 1
+    assert len(refinements) >= 8
+    assert calls == [sum(refinement.index.size for refinement, _ in refinements)]
+    assert calls[0] == np.count_nonzero(kl.unblocked(*arguments, validate=False) < 0.01) > SIZE // 4
+    monkeypatch.setattr(stable, "log1pmx", original_log1pmx)
+    assert same(result, kl.unblocked(*arguments, validate=False))
+
+
+def test_only_the_blocked_formulas_own_refinements_wait(monkeypatch):
+    # A formula whose whole output is a refine and whose branch and body call other formulas
+    # with refines of their own (kl_normal's, log1pmx's): those are made where they are called,
+    # and the result is the one call's, bit for bit.
+    monkeypatch.setattr(blocked, "_threads", 2)
+    kl = symgen.formulas.kl_normal
+
+    def outer(loc_p, scale_p, loc_q, scale_q, *, validate=True):
+        inner = kl(loc_p, scale_p, loc_q, scale_q, validate=validate)    # inside a block: called as is
+        # Its own branch where KL > 1, far from kl_normal's (KL < 0.01): the entries that
+        # kl_normal refines keep 2 KL, from kl_normal's refined values.
+        return stable.refine(inner > 1.0, 2.0 * inner, lambda u: 3.0 * stable.log1pmx(u) + 1.0,
+                             scale_p / scale_q - 1.0, in_place=True, output=0)
+
+    blocked_outer = blocked.elementwise(outer)
+    arguments = near_equal_normals(SIZE, seed=3)
+    assert same(blocked_outer(*arguments), outer(*arguments))
+
+
+def test_every_block_and_refinement_runs_under_the_callers_floating_point_settings(monkeypatch):
+    # np.errstate is a context variable: the pool's threads get the caller's. The overflow is
+    # in the last block only (in the body) or in a refinement (made after the blocks).
+    monkeypatch.setattr(blocked, "_threads", 2)
+
+    def in_the_body(x, *, validate=True):
+        return np.exp(x)
+
+    def in_a_refinement(x, *, validate=True):
+        return stable.refine(x > 700.0, np.minimum(x, 1.0), lambda x: np.exp(x), x, in_place=True, output=0)
+
+    x = np.linspace(0.0, 720.0, SIZE)
+    for formula in (in_the_body, in_a_refinement):
+        function = blocked.elementwise(formula)
+        with np.errstate(over="ignore"):
+            assert same(function(x), formula(x))
+        for _ in range(5):     # whichever thread takes the last block
+            with np.errstate(over="raise"), pytest.raises(FloatingPointError):
+                function(x)
 
 
 def test_safe_when_called_from_several_threads_at_once(monkeypatch):

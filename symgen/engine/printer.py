@@ -54,6 +54,9 @@ class Arithmetic(PlainNumbers):
         # Placeholder -> value of the Piecewise branches hidden from common-subexpression
         # elimination (see _hide_branches).
         self.hidden_branches = hidden_branches or {}
+        # (number, expression) of the output being printed when that expression is a
+        # Piecewise, the whole of the output (see FormulaPrinter._print_Piecewise).
+        self.whole_output = None
 
     def _print_Pow(self, expression, rational=False):
         # x**-2 would go through the slow general power: print 1/x**2 instead (NumPy
@@ -112,14 +115,23 @@ class FormulaPrinter(Arithmetic, NumPyPrinter):
         printed = self._print(otherwise)
         # A computed array, never a caller's argument nor a temporary read elsewhere.
         fresh = not otherwise.is_Atom or otherwise in self.single_use
-        for value, condition in reversed(branches):
+        for position, (value, condition) in enumerate(reversed(branches), start=1):
             value = self.hidden_branches.get(value, value)
             arguments = ", ".join(sorted(str(s) for s in value.free_symbols))
             in_place = ", in_place=True" if fresh else ""
+            outermost = self._whole_output_of(expression) if position == len(branches) else ""
             printed = (f"stable.refine({self._print(condition)}, {printed}, "
-                       f"lambda {arguments}: {self._print(value)}, {arguments}{in_place})")
+                       f"lambda {arguments}: {self._print(value)}, {arguments}{in_place}{outermost})")
             fresh = True
         return printed
+
+    def _whole_output_of(self, expression):
+        # The outermost refine of a Piecewise that is all of an output, nothing computed
+        # from it: evaluated in blocks, its refinement may wait until every block is done
+        # (stable.refine's ``output``).
+        if self.whole_output is not None and self.whole_output[1] is expression:
+            return f", output={self.whole_output[0]}"
+        return ""
 
 
 class _LibraryPrinter(Arithmetic):
@@ -348,7 +360,10 @@ def _function_source(found, reuse: bool = True, backend: str = "numpy") -> str:
     body += [f"{symbol} = {printer.doprint(value)}" for symbol, value in temporaries if symbol not in needed]
     printer.single_use = {symbol for symbol, count in _reads(reduced).items()
                           if count == 1 and str(symbol).startswith("_t")}
-    printed = [printer.doprint(expression) for expression in reduced]
+    printed = []
+    for number, expression in enumerate(reduced):
+        printer.whole_output = (number, expression) if isinstance(expression, sp.Piecewise) else None
+        printed.append(printer.doprint(expression))
     if len(printed) == 1:
         body.append(f"return {printed[0]}")
     else:

@@ -245,7 +245,7 @@ def discretized_gaussian_logpmf(x, loc, scale, *, validate=True):
             - loc + 0.00392156862745098) / scale), lambda loc, scale, x: stable.log_normal_mass((x
             - loc - 0.00392156862745098) / scale, numpy.inf), loc, scale, x, in_place=True),
             lambda loc, scale, x: stable.log_normal_mass(-numpy.inf, (x - loc - 0.00392156862745098)
-            / scale + 0.00784313725490196 / scale), loc, scale, x, in_place=True)
+            / scale + 0.00784313725490196 / scale), loc, scale, x, in_place=True, output=0)
 
 
 @blocked.elementwise

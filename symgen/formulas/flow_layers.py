@@ -278,4 +278,4 @@ def planar_flow_logdet_2d(z1, z2, u1, u2, w1, w2, bias, *, validate=True):
             * inplace.into_second(numpy.true_divide, 2, inplace.into_only(numpy.exp, -bias - w1 * z1
             - w2 * z2) + inplace.into_only(numpy.exp, bias + w1 * z1 + w2 * z2)) ** 2
             + inplace.into_only(numpy.square, inplace.into_only(numpy.tanh, bias + w1 * z1 + w2
-            * z2))), bias, u1, u2, w1, w2, z1, z2, in_place=True)
+            * z2))), bias, u1, u2, w1, w2, z1, z2, in_place=True, output=0)

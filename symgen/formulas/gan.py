@@ -235,6 +235,6 @@ def gan_optimal_discriminator(p_data, p_g, *, validate=True):
         p_g=(p_g, "positive"))
     return GanOptimalDiscriminatorResult(stable.refine(numpy.greater_equal(p_g, 2 * abs(p_data
             - p_g)), numpy.log(p_data) - numpy.log(p_g), lambda p_data,
-            p_g: inplace.into_only(numpy.log1p, (p_data - p_g) / p_g), p_data, p_g, in_place=True),
-            -p_data * inplace.into_only(numpy.log1p, p_g / p_data) - p_g
+            p_g: inplace.into_only(numpy.log1p, (p_data - p_g) / p_g), p_data, p_g, in_place=True,
+            output=0), -p_data * inplace.into_only(numpy.log1p, p_g / p_data) - p_g
             * inplace.into_only(numpy.log1p, p_data / p_g))

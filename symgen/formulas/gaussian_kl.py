@@ -106,7 +106,8 @@ def kl_normal(loc_p, scale_p, loc_q, scale_q, *, validate=True):
             - loc_q) ** 2) / scale_q ** 2
     return stable.refine(numpy.less(_t0, 0.01), _t0, lambda loc_p, loc_q, scale_p, scale_q: 0.5
             * (loc_p - loc_q) ** 2 / scale_q ** 2 - 0.5 * stable.log1pmx((scale_p - scale_q)
-            * (scale_p + scale_q) / scale_q ** 2), loc_p, loc_q, scale_p, scale_q, in_place=True)
+            * (scale_p + scale_q) / scale_q ** 2), loc_p, loc_q, scale_p, scale_q, in_place=True,
+            output=0)
 
 
 @blocked.elementwise

@@ -102,10 +102,10 @@ def diffusion_cosine_schedule(t, T, *, validate=True):
                 - t) / T)) ** 2 * 1 / inplace.into_only(numpy.sin, 1.5583296892806513
                 * (inplace.into_second(numpy.subtract, T, numpy.maximum(t - 1, 0)) / T)) ** 2, 0)
                 - inplace.into_only(numpy.sin, 1.5583296892806513 * (2 * T - t) / T)
-                * inplace.into_only(numpy.sin, 1.5583296892806513 * t / T)), T, t, in_place=True),
-                numpy.minimum(inplace.into_second(numpy.true_divide, inplace.into_only(numpy.sin,
-                -_t3 * (inplace.into_first(numpy.subtract, _t4, _t0) + t))
-                * inplace.into_only(numpy.sin, inplace.into_first(numpy.multiply, _t3,
+                * inplace.into_only(numpy.sin, 1.5583296892806513 * t / T)), T, t, in_place=True,
+                output=0), numpy.minimum(inplace.into_second(numpy.true_divide,
+                inplace.into_only(numpy.sin, -_t3 * (inplace.into_first(numpy.subtract, _t4, _t0)
+                + t)) * inplace.into_only(numpy.sin, inplace.into_first(numpy.multiply, _t3,
                 inplace.into_first(numpy.add, _t5, t))), _t6), 0.999),
                 inplace.into_second(numpy.true_divide, inplace.into_second(numpy.multiply, 1.0,
                 _t11), _t10))

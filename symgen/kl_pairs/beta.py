@@ -761,7 +761,7 @@ def kl_beta_beta(concentration1_p, concentration0_p, concentration1_q, concentra
                 * (concentration1_q - concentration1_p) ** 2 * scipy.special.polygamma(1,
                 concentration1_p) - 0.5 * (concentration1_q - concentration1_p) ** 2
                 * scipy.special.polygamma(1, concentration0_p + concentration1_p), concentration0_p,
-                concentration0_q, concentration1_p, concentration1_q, in_place=True)
+                concentration0_q, concentration1_p, concentration1_q, in_place=True, output=0)
 
 
 @blocked.elementwise
@@ -972,7 +972,7 @@ def kl_beta_uniform(concentration1_p, concentration0_p, low_q, high_q, *, valida
                 - 0.2 * (low_q - 0) ** 5 - 0.25 * (low_q - 0) ** 4 - 0.3333333333333333 * (low_q
                 - 0) ** 3 - 0.5 * (low_q - 0) ** 2 - (low_q - 0), concentration0_p,
                 concentration1_p, high_q, low_q, in_place=True), concentration0_p, concentration1_p,
-                high_q, low_q)
+                high_q, low_q, output=0)
 
 
 @blocked.elementwise

@@ -96,4 +96,5 @@ def kl_cauchy_cauchy(loc_p, scale_p, loc_q, scale_q, *, validate=True):
                 * (scale_q - scale_p) ** 5 / scale_p ** 11 + 0.029296875 * (loc_q - loc_p) ** 4
                 * (scale_q - scale_p) ** 7 / scale_p ** 11 - 0.0048828125 * (loc_q - loc_p) ** 2
                 * (scale_q - scale_p) ** 9 / scale_p ** 11 - 0.0908203125 * (scale_q
-                - scale_p) ** 11 / scale_p ** 11, loc_p, loc_q, scale_p, scale_q, in_place=True)
+                - scale_p) ** 11 / scale_p ** 11, loc_p, loc_q, scale_p, scale_q, in_place=True,
+                output=0)

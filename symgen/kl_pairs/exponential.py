@@ -311,7 +311,7 @@ def kl_exponential_exponential(rate_p, rate_q, *, validate=True):
                 / rate_p ** 6 - 0.14285714285714285 * (rate_q - rate_p) ** 7 / rate_p ** 7 + 0.125
                 * (rate_q - rate_p) ** 8 / rate_p ** 8 - 0.1111111111111111 * (rate_q - rate_p) ** 9
                 / rate_p ** 9 + 0.1 * (rate_q - rate_p) ** 10 / rate_p ** 10 - 0.09090909090909091
-                * (rate_q - rate_p) ** 11 / rate_p ** 11, rate_p, rate_q, in_place=True)
+                * (rate_q - rate_p) ** 11 / rate_p ** 11, rate_p, rate_q, in_place=True, output=0)
 
 
 @blocked.elementwise
@@ -386,7 +386,7 @@ def kl_exponential_gamma(rate_p, concentration_q, rate_q, *, validate=True):
                 - 0.1111111111111111 * (rate_q - rate_p) ** 9 / rate_p ** 9 + 0.1 * (concentration_q
                 - 1) * (rate_q - rate_p) ** 10 / rate_p ** 10 + 0.1 * (rate_q - rate_p) ** 10
                 / rate_p ** 10 - 0.09090909090909091 * (rate_q - rate_p) ** 11 / rate_p ** 11,
-                concentration_q, rate_p, rate_q, in_place=True)
+                concentration_q, rate_p, rate_q, in_place=True, output=0)
 
 
 @blocked.elementwise
@@ -1686,4 +1686,4 @@ def kl_exponential_weibull(rate_p, scale_q, concentration_q, *, validate=True):
                 - numpy.euler_gamma * (concentration_q - 1) ** 2 + 0.5 * numpy.euler_gamma ** 2
                 * (concentration_q - 1) ** 2 + 0.5 * (concentration_q - 1) ** 2
                 + 0.08333333333333333 * numpy.pi ** 2 * (concentration_q - 1) ** 2, concentration_q,
-                rate_p, scale_q, in_place=True)
+                rate_p, scale_q, in_place=True, output=0)

@@ -384,7 +384,8 @@ def kl_gamma_exponential(concentration_p, rate_p, rate_q, *, validate=True):
                 * (rate_q - rate_p) ** 7 / rate_p ** 7 + 0.125 * (rate_q - rate_p) ** 8
                 / rate_p ** 8 - 0.1111111111111111 * (rate_q - rate_p) ** 9 / rate_p ** 9 + 0.1
                 * (rate_q - rate_p) ** 10 / rate_p ** 10 - 0.09090909090909091 * (rate_q
-                - rate_p) ** 11 / rate_p ** 11, concentration_p, rate_p, rate_q, in_place=True)
+                - rate_p) ** 11 / rate_p ** 11, concentration_p, rate_p, rate_q, in_place=True,
+                output=0)
 
 
 @blocked.elementwise
@@ -480,7 +481,7 @@ def kl_gamma_gamma(concentration_p, rate_p, concentration_q, rate_q, *, validate
                 - concentration_p) * (rate_q - rate_p) ** 8 / rate_p ** 8 - 0.1111111111111111
                 * (concentration_q - concentration_p) * (rate_q - rate_p) ** 9 / rate_p ** 9 + 0.1
                 * (concentration_q - concentration_p) * (rate_q - rate_p) ** 10 / rate_p ** 10,
-                concentration_p, concentration_q, rate_p, rate_q, in_place=True)
+                concentration_p, concentration_q, rate_p, rate_q, in_place=True, output=0)
 
 
 @blocked.elementwise

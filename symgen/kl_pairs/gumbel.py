@@ -1237,4 +1237,4 @@ def kl_gumbel_gumbel(loc_p, scale_p, loc_q, scale_q, *, validate=True):
                 + 2.46053689846068 * numpy.euler_gamma * numpy.pi ** 4 * (scale_q - scale_p) ** 11
                 / scale_p ** 11 + 16.03662032929468 * numpy.pi ** 2 * (scale_q - scale_p) ** 11
                 / scale_p ** 11 + 163.70412847635413 * (scale_q - scale_p) ** 11 / scale_p ** 11,
-                loc_p, loc_q, scale_p, scale_q, in_place=True)
+                loc_p, loc_q, scale_p, scale_q, in_place=True, output=0)

@@ -277,7 +277,7 @@ def kl_halfnormal_halfnormal(scale_p, scale_q, *, validate=True):
                 / scale_p ** 7 + 4.375 * (scale_q - scale_p) ** 8 / scale_p ** 8 - 4.888888888888889
                 * (scale_q - scale_p) ** 9 / scale_p ** 9 + 5.4 * (scale_q - scale_p) ** 10
                 / scale_p ** 10 - 5.909090909090909 * (scale_q - scale_p) ** 11 / scale_p ** 11,
-                scale_p, scale_q, in_place=True)
+                scale_p, scale_q, in_place=True, output=0)
 
 
 @blocked.elementwise

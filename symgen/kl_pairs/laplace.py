@@ -261,7 +261,7 @@ def kl_laplace_laplace(loc_p, scale_p, loc_q, scale_q, *, validate=True):
                 * (scale_q - scale_p) ** 8 / scale_p ** 11 - 0.5 * (loc_q - loc_p) ** 2 * (scale_q
                 - scale_p) ** 9 / scale_p ** 11 - 0.9090909090909091 * (scale_q - scale_p) ** 11
                 / scale_p ** 11, loc_p, loc_q, scale_p, scale_q, in_place=True), loc_p, loc_q,
-                scale_p, scale_q, in_place=True)
+                scale_p, scale_q, in_place=True, output=0)
 
 
 @blocked.elementwise
@@ -316,4 +316,4 @@ def kl_laplace_gumbel(loc_p, scale_p, loc_q, scale_q, *, validate=True):
                 - inplace.into_only(numpy.log, 2 * scale_p) + numpy.log(scale_q) - 1
                 + inplace.into_only(numpy.exp, loc_q / scale_q) / (inplace.into_only(numpy.exp,
                 loc_p / scale_q) - scale_p ** 2 * inplace.into_only(numpy.exp, loc_p / scale_q)
-                / scale_q ** 2), loc_p, loc_q, scale_p, scale_q)
+                / scale_q ** 2), loc_p, loc_q, scale_p, scale_q, output=0)

@@ -199,7 +199,7 @@ def kl_lognormal_lognormal(loc_p, scale_p, loc_q, scale_q, *, validate=True):
                 * (loc_q - loc_p) ** 2 * (scale_q - scale_p) ** 8 / scale_p ** 10 + 5.4 * (scale_q
                 - scale_p) ** 10 / scale_p ** 10 - 5 * (loc_q - loc_p) ** 2 * (scale_q
                 - scale_p) ** 9 / scale_p ** 11 - 5.909090909090909 * (scale_q - scale_p) ** 11
-                / scale_p ** 11, loc_p, loc_q, scale_p, scale_q, in_place=True)
+                / scale_p ** 11, loc_p, loc_q, scale_p, scale_q, in_place=True, output=0)
 
 
 @blocked.elementwise

@@ -68,7 +68,7 @@ def kl_pareto_normal(scale_p, alpha_p, loc_q, scale_q, *, validate=True):
                 + alpha_p * scale_p ** 2 / (2 * alpha_p * scale_q ** 2 - 4 * scale_q ** 2) + 0.5
                 * loc_q ** 2 / scale_q ** 2 + numpy.log(alpha_p) - numpy.log(scale_p)
                 + numpy.log(scale_q) - 0.08106146679532726 - 1 / alpha_p, alpha_p, loc_q, scale_p,
-                scale_q)
+                scale_q, output=0)
 
 
 @blocked.elementwise
@@ -129,7 +129,7 @@ def kl_pareto_laplace(scale_p, alpha_p, loc_q, scale_q, *, validate=True):
                 / loc_q) ** (alpha_p - 1) / (alpha_p - 1) + alpha_p * scale_p / (1 - alpha_p) - 2
                 * loc_q * scale_p ** alpha_p * (1 / loc_q) ** alpha_p + loc_q, lambda alpha_p,
                 loc_q, scale_p: alpha_p * scale_p / (alpha_p - 1) - loc_q, alpha_p, loc_q, scale_p,
-                in_place=True) / scale_q - 1 / alpha_p, alpha_p, loc_q, scale_p, scale_q)
+                in_place=True) / scale_q - 1 / alpha_p, alpha_p, loc_q, scale_p, scale_q, output=0)
 
 
 @blocked.elementwise
@@ -237,7 +237,7 @@ def kl_pareto_halfnormal(scale_p, alpha_p, scale_q, *, validate=True):
         return stable.refine(numpy.greater(alpha_p, 2), numpy.inf, lambda alpha_p, scale_p,
                 scale_q: alpha_p * scale_p ** 2 / (2 * alpha_p * scale_q ** 2 - 4 * scale_q ** 2)
                 + numpy.log(alpha_p) - numpy.log(scale_p) + numpy.log(scale_q) - 0.7742086473552726
-                - 1 / alpha_p, alpha_p, scale_p, scale_q)
+                - 1 / alpha_p, alpha_p, scale_p, scale_q, output=0)
 
 
 @blocked.elementwise
@@ -286,7 +286,7 @@ def kl_pareto_exponential(scale_p, alpha_p, rate_q, *, validate=True):
         return stable.refine(numpy.greater(alpha_p, 1), numpy.inf, lambda alpha_p, rate_q,
                 scale_p: alpha_p * rate_q * scale_p / (alpha_p - 1) + numpy.log(alpha_p)
                 - numpy.log(rate_q) - numpy.log(scale_p) - 1 - 1 / alpha_p, alpha_p, rate_q,
-                scale_p)
+                scale_p, output=0)
 
 
 @blocked.elementwise
@@ -341,7 +341,7 @@ def kl_pareto_gamma(scale_p, alpha_p, concentration_q, rate_q, *, validate=True)
                 rate_q, scale_p: alpha_p * rate_q * scale_p / (alpha_p - 1) - concentration_q
                 * numpy.log(rate_q) - concentration_q * numpy.log(scale_p) + numpy.log(alpha_p)
                 + scipy.special.gammaln(concentration_q) - 1 - concentration_q / alpha_p, alpha_p,
-                concentration_q, rate_q, scale_p)
+                concentration_q, rate_q, scale_p, output=0)
 
 
 @blocked.elementwise
@@ -423,7 +423,7 @@ def kl_pareto_pareto(scale_p, alpha_p, scale_q, alpha_q, *, validate=True):
                 - alpha_p) ** 8 / alpha_p ** 8 - 0.1111111111111111 * (alpha_q - alpha_p) ** 9
                 / alpha_p ** 9 + 0.1 * (alpha_q - alpha_p) ** 10 / alpha_p ** 10
                 - 0.09090909090909091 * (alpha_q - alpha_p) ** 11 / alpha_p ** 11, alpha_p, alpha_q,
-                scale_p, scale_q, in_place=True), alpha_p, alpha_q, scale_p, scale_q)
+                scale_p, scale_q, in_place=True), alpha_p, alpha_q, scale_p, scale_q, output=0)
 
 
 @blocked.elementwise
@@ -481,4 +481,4 @@ def kl_pareto_weibull(scale_p, alpha_p, scale_q, concentration_q, *, validate=Tr
                 * scale_q ** concentration_q - concentration_q * scale_q ** concentration_q)
                 - concentration_q * numpy.log(scale_p) + concentration_q * numpy.log(scale_q)
                 + numpy.log(alpha_p) - numpy.log(concentration_q) - 1 - concentration_q / alpha_p,
-                alpha_p, concentration_q, scale_p, scale_q)
+                alpha_p, concentration_q, scale_p, scale_q, output=0)

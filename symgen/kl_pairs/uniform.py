@@ -373,7 +373,7 @@ def kl_uniform_lognormal(low_p, high_p, loc_q, scale_q, *, validate=True):
                 - inplace.into_only(numpy.log, high_p - low_p) + 0.9189385332046728
                 + inplace.into_second(numpy.true_divide, scipy.special.xlogy(high_p, high_p), high_p
                 - low_p) + inplace.into_second(numpy.true_divide, scipy.special.xlogy(low_p, low_p),
-                low_p - high_p), high_p, loc_q, low_p, scale_q)
+                low_p - high_p), high_p, loc_q, low_p, scale_q, output=0)
 
 
 @blocked.elementwise
@@ -427,7 +427,7 @@ def kl_uniform_halfnormal(low_p, high_p, scale_q, *, validate=True):
                 scale_q: high_p ** 3 / (6 * high_p * scale_q ** 2 - 6 * low_p * scale_q ** 2)
                 + low_p ** 3 / (6 * low_p * scale_q ** 2 - 6 * high_p * scale_q ** 2)
                 + numpy.log(scale_q) - inplace.into_only(numpy.log, high_p - low_p)
-                + 0.22579135264472744, high_p, low_p, scale_q)
+                + 0.22579135264472744, high_p, low_p, scale_q, output=0)
 
 
 @blocked.elementwise
@@ -480,7 +480,7 @@ def kl_uniform_exponential(low_p, high_p, rate_q, *, validate=True):
         return stable.refine(numpy.greater_equal(low_p, 0), numpy.inf, lambda high_p, low_p,
                 rate_q: high_p ** 2 * rate_q / (2 * high_p - 2 * low_p) + low_p ** 2 * rate_q / (2
                 * low_p - 2 * high_p) - numpy.log(rate_q) - inplace.into_only(numpy.log, high_p
-                - low_p), high_p, low_p, rate_q)
+                - low_p), high_p, low_p, rate_q, output=0)
 
 
 @blocked.elementwise
@@ -554,7 +554,7 @@ def kl_uniform_gamma(low_p, high_p, concentration_q, rate_q, *, validate=True):
                 + scipy.special.gammaln(concentration_q) + inplace.into_second(numpy.true_divide,
                 scipy.special.xlogy(high_p, high_p), high_p - low_p)
                 + inplace.into_second(numpy.true_divide, scipy.special.xlogy(low_p, low_p), low_p
-                - high_p), concentration_q, high_p, low_p, rate_q)
+                - high_p), concentration_q, high_p, low_p, rate_q, output=0)
 
 
 @blocked.elementwise
@@ -1026,7 +1026,7 @@ def kl_uniform_beta(low_p, high_p, concentration1_q, concentration0_q, *, valida
                 + 0.2 * (low_p - 0) ** 5 + 0.25 * (low_p - 0) ** 4 + 0.3333333333333333 * (low_p
                 - 0) ** 3 + 0.5 * (low_p - 0) ** 2 + (low_p - 0), concentration0_q,
                 concentration1_q, high_p, low_p, in_place=True), concentration0_q, concentration1_q,
-                high_p, low_p)
+                high_p, low_p, output=0)
 
 
 @blocked.elementwise
@@ -1401,7 +1401,7 @@ def kl_uniform_uniform(low_p, high_p, low_q, high_q, *, validate=True):
                 * high_p ** 2 - 4 * high_p * low_p + 2 * low_p ** 2) - (low_q - low_p) ** 2 / (2
                 * high_p ** 2 - 4 * high_p * low_p + 2 * low_p ** 2) + (high_q - high_p) / (high_p
                 - low_p) + (low_q - low_p) / (low_p - high_p), high_p, high_q, low_p, low_q,
-                in_place=True), high_p, high_q, low_p, low_q)
+                in_place=True), high_p, high_q, low_p, low_q, output=0)
 
 
 @blocked.elementwise
@@ -1469,7 +1469,7 @@ def kl_uniform_pareto(low_p, high_p, scale_q, alpha_q, *, validate=True):
                 - inplace.into_only(numpy.log, high_p - low_p)
                 + inplace.into_second(numpy.true_divide, scipy.special.xlogy(high_p, high_p), high_p
                 - low_p) + inplace.into_second(numpy.true_divide, scipy.special.xlogy(low_p, low_p),
-                low_p - high_p), alpha_q, high_p, low_p, scale_q)
+                low_p - high_p), alpha_q, high_p, low_p, scale_q, output=0)
 
 
 @blocked.elementwise
@@ -1554,4 +1554,4 @@ def kl_uniform_weibull(low_p, high_p, scale_q, concentration_q, *, validate=True
                 - inplace.into_only(numpy.log, high_p - low_p)
                 + inplace.into_second(numpy.true_divide, scipy.special.xlogy(high_p, high_p), high_p
                 - low_p) + inplace.into_second(numpy.true_divide, scipy.special.xlogy(low_p, low_p),
-                low_p - high_p), concentration_q, high_p, low_p, scale_q)
+                low_p - high_p), concentration_q, high_p, low_p, scale_q, output=0)

@@ -804,7 +804,8 @@ def kl_weibull_exponential(scale_p, concentration_p, rate_q, *, validate=True):
                 - 1) ** 3 + 2 * numpy.euler_gamma * (concentration_p - 1) ** 3 - numpy.euler_gamma
                 * (concentration_p - 1) ** 2 + 0.5 * numpy.euler_gamma ** 2 * (concentration_p
                 - 1) ** 2 + 0.5 * (concentration_p - 1) ** 2 + 0.08333333333333333 * numpy.pi ** 2
-                * (concentration_p - 1) ** 2, concentration_p, rate_q, scale_p, in_place=True)
+                * (concentration_p - 1) ** 2, concentration_p, rate_q, scale_p, in_place=True,
+                output=0)
 
 
 @blocked.elementwise
@@ -4683,4 +4684,4 @@ def kl_weibull_weibull(scale_p, concentration_p, scale_q, concentration_q, *, va
                 * numpy.euler_gamma * numpy.pi ** 6 * (concentration_q - concentration_p) ** 11
                 / concentration_p ** 11 + 3.896385732323232e-06 * numpy.pi ** 10 * (concentration_q
                 - concentration_p) ** 11 / concentration_p ** 11, concentration_p, concentration_q,
-                scale_p, scale_q, in_place=True)
+                scale_p, scale_q, in_place=True, output=0)

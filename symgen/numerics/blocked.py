@@ -15,11 +15,15 @@ own first call of that size (evaluated whole); a cheap formula there is bound by
 and the copy of each block into the result costs what the second core saves.
 
 The number of threads is ``$SYMGEN_NUM_THREADS`` if set, else the cores this process may
-run on; :func:`set_threads` changes it. The calling thread sweeps its share of the blocks
-while the pool's threads sweep theirs. Calls from several threads at once share one pool; a
-blocked formula called from inside a block (a formula built from another) runs that inner
-call directly, so the pool never waits on itself; a forked child (a data-loading worker)
-starts a pool of its own.
+run on; :func:`set_threads` changes it. A first call on PROBE entries shows the outputs'
+structure; then the calling thread and the pool's threads take the blocks in turn, each in
+a copy of the caller's context (so ``np.errstate`` holds in every block). Where the whole of
+an output is a stable branch (``stable.refine(..., output=k)``), the blocks collect the
+entries to refine and the branch runs once over all of them at the end: a few NumPy calls on
+a few entries hold the GIL, and made in every block they kept the other threads waiting.
+Calls from several threads at once share one pool; a blocked formula called from inside a
+block (a formula built from another) runs that inner call directly, so the pool never waits
+on itself; a forked child (a data-loading worker) starts a pool of its own.
 
 Validation runs inside the same pass, block by block. When a block finds a bad argument,
 the checks are run again over the whole arrays, so the error names the same argument and
@@ -31,14 +35,18 @@ batched LAPACK routines release the GIL too), from BATCH_WORK_FROM units of work
 """
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
+import itertools
 import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from symgen.numerics import stable
 
 ENVIRONMENT_VARIABLE = "SYMGEN_NUM_THREADS"
 #: Entries per block. Each block costs a call of the generated function (its argument
@@ -47,6 +55,10 @@ ENVIRONMENT_VARIABLE = "SYMGEN_NUM_THREADS"
 #: machine of the README's Speed section, kl_normal on 10^7 entries took 210 ms in blocks of
 #: 16384, 93 ms in blocks of 65536 and 75 ms in blocks of 131072 (unblocked: 161 ms).
 BLOCK = 131072
+#: Entries of the first call, made before the threads start, that shows the outputs'
+#: structure (a whole first block there kept the other threads waiting: kl_normal on 10^6
+#: entries took 5.3 ms so, 4.x ms with this probe and the blocks taken in turn).
+PROBE = 1024
 #: Below this many entries a formula is called as it is, on the calling thread.
 PARALLEL_FROM = 1 << 18
 #: From this many entries on every elementwise formula is shared among the threads.
@@ -167,22 +179,48 @@ def elementwise(formula):
             result = formula(*arguments, validate=validate)
             cost_ns[0] = (time.perf_counter() - start) * 1e9 / size
             return result
-        first = formula(*_block(flat, 0, BLOCK), validate=validate)
-        outputs = _outputs(first, BLOCK, size)
+        # Refinements of a whole output (stable.refine's ``output``) are collected from the
+        # blocks and made once at the end: each is a few NumPy calls on a few entries, which
+        # hold the GIL, so per block they kept the other threads waiting.
+        refinements = []
+
+        def evaluate(start, stop):
+            with stable.deferring(formula) as collected:
+                values = formula(*_block(flat, start, stop), validate=validate)
+            refinements.extend([(refinement, start) for refinement in collected])   # atomic under the GIL
+            return values
+
+        try:
+            # A first call on a few entries shows the outputs' number, shape and dtype.
+            first = evaluate(0, PROBE)
+        except ValueError:   # a bad argument: the whole call names the one it names
+            return formula(*arguments, validate=validate)
+        outputs = _outputs(first, PROBE, size)
         if outputs is None:
             return formula(*arguments, validate=validate)   # not elementwise arrays: called whole
         for output, values in zip(outputs, _parts(first)):
-            output[:BLOCK] = values
-        starts = range(BLOCK, size, BLOCK)
+            output[:PROBE] = values
+        # Blocks of at most BLOCK entries, as many as makes a multiple of the threads, all of
+        # one length: no thread is left with the last, short block while the others wait.
+        rest = size - PROBE
+        count_blocks = -(-rest // BLOCK)
+        count_blocks = -(-count_blocks // count) * count
+        length = -(-rest // count_blocks)
+        starts = range(PROBE, size, length)
+        # The threads take the blocks in turn from one counter (next() on it is atomic under
+        # the GIL), so one that starts late or runs slow takes fewer.
+        turns = itertools.count()
         failed = []
 
-        def run(offset):
+        def run():
             _inside.active = True
             try:
-                # Each thread takes every count-th block: the threads sweep the arrays side by side.
-                for start in starts[offset::count]:
-                    stop = min(start + BLOCK, size)
-                    values = _parts(formula(*_block(flat, start, stop), validate=validate))
+                for turn in turns:
+                    if turn >= len(starts):
+                        break
+                    start = starts[turn]
+                    stop = min(start + length, size)
+                    values = _parts(evaluate(start, stop))
                     if any(part.dtype != output.dtype for part, output in zip(values, outputs)):
                         raise _Unblockable
                     for output, part in zip(outputs, values):
@@ -194,8 +232,10 @@ def elementwise(formula):
 
         try:
             # The calling thread sweeps its share too, while the pool's threads sweep theirs.
-            others = [_executor(count).submit(run, offset) for offset in range(1, count)]
-            run(0)
+            # Each thread runs in a copy of the caller's context: NumPy's error settings
+            # (np.errstate) hold in every block as in one call.
+            others = [_executor(count).submit(contextvars.copy_context().run, run) for _ in range(1, count)]
+            run()
             for other in others:
                 other.result()
         except _Unblockable:
@@ -204,6 +244,7 @@ def elementwise(formula):
             # The checks over the whole arrays name the argument an unblocked call names.
             formula(*arguments, validate=validate)
             raise failed[0]
+        stable.make_refinements(refinements, outputs)
         shaped = [output.reshape(shape) for output in outputs]
         return shaped[0] if isinstance(first, np.ndarray) else type(first)(*shaped)
 
@@ -265,7 +306,8 @@ def over_batch(*core_ndims):
             size = next(array.shape[0] for array, sliced in plan if sliced)
             step = -(-size // count)
             windows = [slice(start, start + step) for start in range(0, size, step)]
-            parts = list(_executor(count).map(run, windows))
+            parts = list(_executor(count).map(
+                lambda window: contextvars.copy_context().run(run, window), windows))
             if failed:
                 return formula(*arguments, validate=validate, **options)
             return np.concatenate(parts, axis=0)

@@ -12,7 +12,11 @@ branches of a derivation's piecewise stable form.
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
+import threading
+from typing import NamedTuple
 
 import numpy as np
 
@@ -82,7 +86,7 @@ def minus_reciprocal(a, c):
     return np.where(np.isfinite(result), result, a - 1.0 / c)
 
 
-def refine(mask, default, function, *arguments, in_place=False):
+def refine(mask, default, function, *arguments, in_place=False, output=None):
     """``default`` with the entries where ``mask`` holds replaced by ``function`` applied
     to those entries of ``arguments``: the accurate branch is paid for only where needed.
 
@@ -96,6 +100,11 @@ def refine(mask, default, function, *arguments, in_place=False):
     ``in_place`` lets ``default`` be overwritten when it is an array of its own (the
     generated code says so only when ``default`` is a freshly computed expression,
     never an argument).
+
+    ``output`` (the generated code gives it where this refine is the whole of the
+    function's output number ``output``, nothing computed from it): inside a block of
+    ``symgen.numerics.blocked`` the refinement is then left to the caller (see
+    :func:`deferring`), which makes it once for the entries of all blocks.
     """
     mask = np.asarray(mask)
     if not mask.any():
@@ -107,8 +116,56 @@ def refine(mask, default, function, *arguments, in_place=False):
         result = np.array(np.broadcast_to(default, shape))
     index = np.flatnonzero(np.broadcast_to(mask, shape))
     subset = [_entries(argument, shape, index) for argument in arguments]
+    if output is not None:
+        collecting = getattr(_deferred, "collecting", None)
+        # Only a refine in the body of the function being blocked (not in a function it calls).
+        if collecting is not None and sys._getframe(1).f_code is collecting[0]:
+            collecting[1].append(Refinement(output, index, function, subset))
+            return result[()]
     result.reshape(-1)[index] = function(*subset)
     return result[()]
+
+
+class Refinement(NamedTuple):
+    """A refinement left to the caller: ``function(*subset)`` goes to the entries ``index``
+    (flat, within the call's arrays) of output number ``output``."""
+    output: int
+    index: np.ndarray
+    function: object
+    subset: list
+
+
+_deferred = threading.local()
+
+
+@contextlib.contextmanager
+def deferring(function):
+    """Within: the refinements of a whole output made by the body of ``function`` (a
+    generated formula) are collected in the list yielded instead of made (this thread only)."""
+    outer = getattr(_deferred, "collecting", None)
+    collected = []
+    _deferred.collecting = (function.__code__, collected)
+    try:
+        yield collected
+    finally:
+        _deferred.collecting = outer
+
+
+def make_refinements(refinements, outputs):
+    """Make the ``refinements``, (refinement, offset) pairs collected in blocks starting at
+    flat ``offset`` of the ``outputs``: one call per branch for the entries of all blocks. A
+    branch is a function printed once (one code object, no closure); each entry gets the same
+    operations as in its own block, so the values are the same."""
+    groups = {}
+    for refinement, offset in refinements:
+        code = refinement.function.__code__
+        key = (refinement.output, code) if not code.co_freevars else (refinement.output, id(refinement))
+        groups.setdefault(key, []).append((refinement, offset))
+    for members in groups.values():
+        first = members[0][0]
+        index = np.concatenate([refinement.index + offset for refinement, offset in members])
+        subset = [np.concatenate(parts) for parts in zip(*(refinement.subset for refinement, _ in members))]
+        outputs[first.output][index] = first.function(*subset)
 
 
 def _entries(array, shape, index):
