@@ -171,6 +171,21 @@ def test_every_block_and_refinement_runs_under_the_callers_floating_point_settin
                 function(x)
 
 
+def test_the_parts_of_a_batch_run_under_the_callers_floating_point_settings(monkeypatch):
+    monkeypatch.setattr(blocked, "_threads", 2)
+
+    @blocked.over_batch(1)
+    def row_exp(x, *, validate=True):
+        return np.exp(x).sum(axis=-1)
+
+    x = np.zeros((1024, 64))
+    x[-1, -1] = 800.0                 # overflows in the last part only
+    with np.errstate(over="ignore"):
+        assert same(row_exp(x), row_exp.unblocked(x))
+    with np.errstate(over="raise"), pytest.raises(FloatingPointError):
+        row_exp(x)
+
+
 def test_safe_when_called_from_several_threads_at_once(monkeypatch):
     monkeypatch.setattr(blocked, "_threads", 2)
     inputs = [domain_arrays("kl_normal", SIZE, seed) for seed in range(6)]

@@ -306,8 +306,10 @@ def over_batch(*core_ndims):
             size = next(array.shape[0] for array, sliced in plan if sliced)
             step = -(-size // count)
             windows = [slice(start, start + step) for start in range(0, size, step)]
-            parts = list(_executor(count).map(
-                lambda window: contextvars.copy_context().run(run, window), windows))
+            # Each part runs in a copy of the caller's context (np.errstate holds there too).
+            contexts = [contextvars.copy_context() for _ in windows]
+            parts = list(_executor(count).map(lambda context, window: context.run(run, window),
+                                              contexts, windows))
             if failed:
                 return formula(*arguments, validate=validate, **options)
             return np.concatenate(parts, axis=0)
