@@ -144,7 +144,7 @@ def kl_mvn(loc_p, cov_p, loc_q, cov_q, *, backend, validate=True, function="kl_m
         backend, chol_q_batch, xp.broadcast_to((loc_p - loc_q)[..., None], batch + (d, 1)))[..., 0]
 
     log_ratio = xp.log(_diagonal(backend, chol_p)) - xp.log(_diagonal(backend, chol_q))
-    frobenius_squared = xp.einsum("...ij,...ij->...", whitened_chol_p, whitened_chol_p)
+    frobenius_squared = _frobenius_squared(backend, whitened_chol_p)
     covariance_term = frobenius_squared - d - 2 * _sum(backend, log_ratio, -1)
     location_term = _sum(backend, whitened_loc_diff * whitened_loc_diff, -1)
     cancels = covariance_term < STABLE_ROUTE_FRACTION * (frobenius_squared + d)
@@ -160,6 +160,16 @@ def kl_mvn(loc_p, cov_p, loc_q, cov_q, *, backend, validate=True, function="kl_m
         location_term = xp.where(cancels, near_location, location_term)
     result = 0.5 * (covariance_term + location_term)
     return _nan_where(backend, failed_p | failed_q, result)
+
+
+def _frobenius_squared(backend, matrix):
+    """||matrix||_F^2 over the last two axes. torch's einsum copies the column-major result
+    of its triangular solve first (d = 64, batch 10^4: 465 ms); its norm reads it as it is
+    (13 ms), squared back within a few ulps. Where a gradient may flow, the einsum (the
+    norm's derivative divides by the norm)."""
+    if backend.name == "torch" and not _needs_gradient(backend, [matrix]):
+        return backend.xp.linalg.vector_norm(matrix, dim=(-2, -1)) ** 2
+    return backend.xp.einsum("...ij,...ij->...", matrix, matrix)
 
 
 def _near_agreement_terms(backend, chol_q, cov_p, cov_q, whitened_loc_diff):
