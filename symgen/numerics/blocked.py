@@ -56,8 +56,9 @@ ENVIRONMENT_VARIABLE = "SYMGEN_NUM_THREADS"
 #: 16384, 93 ms in blocks of 65536 and 75 ms in blocks of 131072 (unblocked: 161 ms).
 BLOCK = 131072
 #: Entries of the first call, made before the threads start, that shows the outputs'
-#: structure (a whole first block there kept the other threads waiting: kl_normal on 10^6
-#: entries took 5.3 ms so, 4.x ms with this probe and the blocks taken in turn).
+#: structure. A whole first block there kept the other threads waiting: kl_normal on 10^6
+#: entries took 5.3 ms so; with this probe, the blocks taken in turn and its stable branch
+#: made once at the end, 4.4-4.9 ms (on the machine of the README's Speed section).
 PROBE = 1024
 #: Below this many entries a formula is called as it is, on the calling thread.
 PARALLEL_FROM = 1 << 18
