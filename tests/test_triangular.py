@@ -157,3 +157,10 @@ def test_score_mvn_agrees_with_mpmath_in_the_block_range(d, condition):
     error = np.max(np.abs(score_mvn(x, loc, cov) - want)) / np.max(np.abs(want))
     plain = np.max(np.abs(-np.linalg.solve(cov, x - loc) - want)) / np.max(np.abs(want))
     assert error <= max(1e-14, 1e-3 * plain), (error, plain)
+
+
+@pytest.mark.parametrize("d", [3, 20])
+def test_an_empty_batch_gives_an_empty_result(d):
+    eye = np.broadcast_to(np.eye(d), (0, d, d))
+    assert kl_mvn(np.zeros((0, d)), eye, np.zeros((0, d)), eye).shape == (0,)
+    assert score_mvn(np.zeros((0, d)), np.zeros((0, d)), eye).shape == (0, d)

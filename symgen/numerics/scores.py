@@ -63,7 +63,7 @@ def _wide_residual(centred, matrix, solution, wide):
     if matrix.ndim < 3:
         return centred - matrix.astype(wide) @ solution.astype(wide)
     residual = np.empty(centred.shape, wide)
-    step = max(1, _RESIDUAL_CHUNK // max(1, matrix[0].size))
+    step = max(1, _RESIDUAL_CHUNK // max(1, matrix[0:1].size))
     for start in range(0, matrix.shape[0], step):
         part = slice(start, start + step)
         residual[part] = centred[part] - np.einsum(
