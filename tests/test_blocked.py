@@ -294,9 +294,22 @@ def test_batched_matrix_formulas_are_bit_identical_to_one_call(d, batch, monkeyp
         (score, (loc_p, loc_q, cov_q)),
         (score, (loc_p.astype(np.float32), loc_q[0].astype(np.float32), cov_q.astype(np.float32))),
     ]
+    pools = []
+    original = blocked._executor
+    monkeypatch.setattr(blocked, "_executor", lambda count: pools.append(count) or original(count))
     for function, arguments in calls:
-        assert blocked._batch_plan(arguments, (1, 1, 2) if function is score else (1, 2, 1, 2), 3)
-        assert same(function(*arguments), function.unblocked(*arguments))
+        cores = (1, 1, 2) if function is score else (1, 2, 1, 2)
+        assert blocked._batch_plan(arguments, cores, 3)
+        # Up to gaussian.FACTOR_WHOLE_UP_TO the call itself is not split (its Cholesky
+        # factorizations are made whole), what follows them is.
+        outer = blocked._batch_plan(arguments, cores, 3, gaussian.FACTOR_WHOLE_UP_TO + 1)
+        assert (outer is None) == (d <= gaussian.FACTOR_WHOLE_UP_TO)
+        del pools[:]
+        result = function(*arguments)
+        assert pools          # split at one level or the other
+        del pools[:]
+        assert same(result, function.unblocked(*arguments))
+        assert not pools      # .unblocked at neither
 
 
 def test_batched_matrix_formulas_split_only_large_work_and_name_bad_arguments(monkeypatch):

@@ -249,9 +249,22 @@ def elementwise(formula):
         shaped = [output.reshape(shape) for output in outputs]
         return shaped[0] if isinstance(first, np.ndarray) else type(first)(*shaped)
 
-    blocked.unblocked = formula
+    blocked.unblocked = _without_threads(formula)
     blocked.cost_ns = cost_ns
     return blocked
+
+
+def _without_threads(formula):
+    """``formula`` in one call on the calling thread, the blocked formulas it calls too."""
+    @functools.wraps(formula)
+    def whole(*arguments, **named):
+        before = getattr(_inside, "active", False)
+        _inside.active = True
+        try:
+            return formula(*arguments, **named)
+        finally:
+            _inside.active = before
+    return whole
 
 
 def _block(flat, start, stop):
@@ -275,21 +288,23 @@ class _Unblockable(Exception):
     """A block's result changed dtype (a float32 block beside a float64 one): call it whole."""
 
 
-def over_batch(*core_ndims):
+def over_batch(*core_ndims, split_from_d=1):
     """Decorator for ``formula(*arrays, validate=..., **options)`` whose i-th argument has
     ``core_ndims[i]`` trailing core dimensions (1: a vector of length d, 2: a d x d matrix)
     after batch dimensions that broadcast, each batch entry computed on its own: the
     leading batch axis is cut into one contiguous part per thread when the work is large
-    enough (see the module docstring). Every entry goes through the same operations as in
-    one call, so the result is bit for bit the same; a part that raises is answered by the
-    whole call, whose checks name the argument."""
+    enough (see the module docstring) and d is at least ``split_from_d`` (below it, a
+    formula whose first steps do not spread over threads makes them whole and splits the
+    rest itself). Every entry goes through the same operations as in one call, so the
+    result is bit for bit the same; a part that raises is answered by the whole call, whose
+    checks name the argument."""
     def decorate(formula):
         @functools.wraps(formula)
         def split(*arguments, validate=True, **options):
             count = threads()
             plan = None
             if count > 1 and not getattr(_inside, "active", False) and len(arguments) == len(core_ndims):
-                plan = _batch_plan(arguments, core_ndims, count)
+                plan = _batch_plan(arguments, core_ndims, count, split_from_d)
             if plan is None:
                 return formula(*arguments, validate=validate, **options)
             failed = []
@@ -315,12 +330,12 @@ def over_batch(*core_ndims):
                 return formula(*arguments, validate=validate, **options)
             return np.concatenate(parts, axis=0)
 
-        split.unblocked = formula
+        split.unblocked = _without_threads(formula)
         return split
     return decorate
 
 
-def _batch_plan(arguments, core_ndims, count):
+def _batch_plan(arguments, core_ndims, count, split_from_d=1):
     """(array, sliced) for each argument: sliced along axis 0 when it spans the leading batch
     axis, else passed whole (it broadcasts there); None when the call is better made whole
     (small work, no leading batch axis, shapes the formula's own checks should judge)."""
@@ -334,7 +349,7 @@ def _batch_plan(arguments, core_ndims, count):
         return None
     d = arrays[0].shape[-1]
     entries = int(np.prod(batch, dtype=np.int64))
-    if not batch or batch[0] < 2 * count or entries * d ** 3 < BATCH_WORK_FROM:
+    if not batch or batch[0] < 2 * count or entries * d ** 3 < BATCH_WORK_FROM or d < split_from_d:
         return None
     return [(array, len(shape) == len(batch) and shape[0] == batch[0])
             for array, shape in zip(arrays, batches)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from symgen.numerics import blocked
+from symgen.numerics.gaussian import FACTOR_WHOLE_UP_TO
 from symgen.numerics.triangular import CholeskySolver
 from symgen.numerics.validate import broadcast_shape, check_finite, check_symmetric, fail, float_dtype
 
@@ -13,7 +14,7 @@ from symgen.numerics.validate import broadcast_shape, check_finite, check_symmet
 _WIDER = {np.dtype(np.float32): np.float64, np.dtype(np.float64): np.longdouble}
 
 
-@blocked.over_batch(1, 1, 2)
+@blocked.over_batch(1, 1, 2, split_from_d=FACTOR_WHOLE_UP_TO + 1)
 def score_mvn(x, loc, cov, *, validate=True, function="score_mvn"):
     r"""Score of a multivariate normal: the gradient of its log density in x.
 
@@ -36,9 +37,17 @@ def score_mvn(x, loc, cov, *, validate=True, function="score_mvn"):
     if validate:
         _check_arguments(function, x, loc, cov)
     try:
-        solver = CholeskySolver(np.linalg.cholesky(cov))
+        chol = np.linalg.cholesky(cov)
     except np.linalg.LinAlgError:
         raise fail(function, "cov", "must be positive definite (Cholesky factorization failed)") from None
+    return _score_from_factor(x, loc, cov, chol)
+
+
+@blocked.over_batch(1, 1, 2, 2)
+def _score_from_factor(x, loc, cov, chol, *, validate=False):
+    """score_mvn's value from the Cholesky factor of the covariance (arguments checked)."""
+    solver = CholeskySolver(chol)
+    dtype = chol.dtype
     d = x.shape[-1]
     batch = np.broadcast_shapes(x.shape[:-1], loc.shape[:-1], cov.shape[:-2])
     wide = _WIDER.get(dtype, np.longdouble)
